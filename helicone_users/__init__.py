@@ -1,0 +1,62 @@
+"""helicone_users: an async SDK for Helicone's user-metrics API and W&B Weave call stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from helicone_users._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    CountChangedWarning,
+    FilterError,
+    HeliconeAPIError,
+    HeliconeError,
+    HeliconeWarning,
+    IgnoredFilterWarning,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "CountChangedWarning",
+    "FilterError",
+    "HeliconeAPIError",
+    "HeliconeError",
+    "HeliconeWarning",
+    "IgnoredFilterWarning",
+    "InternalServerError",
+    "InvalidRequestError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "ResponseValidationError",
+    "UnprocessableEntityError",
+    "__version__",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The version is read from the installed metadata only when asked for.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("helicone-users")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare source tree
+            return "0+unknown"
+    raise AttributeError(f"module 'helicone_users' has no attribute {name!r}")

@@ -1,0 +1,48 @@
+"""Defaults and API limits, in one place."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- Where ---------------------------------------------------------------------------------------
+REGION_BASE_URLS: Final[dict[str, str]] = {
+    "us": "https://api.helicone.ai",
+    "eu": "https://eu.api.helicone.ai",
+}
+DEFAULT_REGION: Final = "us"
+API_KEY_ENV: Final = "HELICONE_API_KEY"
+BASE_URL_ENV: Final = "HELICONE_BASE_URL"
+
+WEAVE_BASE_URL: Final = "https://trace.wandb.ai"
+WEAVE_API_KEY_ENV: Final = "WANDB_API_KEY"
+WEAVE_BASE_URL_ENV: Final = "WEAVE_BASE_URL"
+WEAVE_BASIC_USER: Final = "api"
+
+LOGGER_NAME: Final = "helicone_users"
+
+# --- Timeouts and connections (aiohttp's own default total is 300 s) -----------------------------
+DEFAULT_TIMEOUT: Final = 60.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_CONNECTION_LIMIT: Final = 32
+DEFAULT_CONNECTION_LIMIT_PER_HOST: Final = 16
+
+# --- Retries -------------------------------------------------------------------------------------
+DEFAULT_MAX_ATTEMPTS: Final = 4
+RETRY_INITIAL_DELAY: Final = 0.5
+RETRY_MAX_DELAY: Final = 8.0
+RETRY_AFTER_CAP: Final = 60.0
+RETRYABLE_STATUSES: Final = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+# --- Helicone API limits -------------------------------------------------------------------------
+MAX_PAGE_SIZE: Final = 1000
+DEFAULT_PAGE_SIZE: Final = 1000
+MAX_USER_IDS_PER_QUERY: Final = 100
+DEFAULT_CONCURRENCY: Final = 8
+HOSTED_RATE_LIMIT: Final = (200, 60.0)
+INT32_MIN: Final = -(2**31)
+INT32_MAX: Final = 2**31 - 1
+NANO_USD_PER_USD: Final = 1_000_000_000
+
+# --- Weave API limits ----------------------------------------------------------------------------
+WEAVE_MAX_RANGE_DAYS: Final = 31
+WEAVE_MAX_BUCKETS: Final = 10_000
