@@ -1,0 +1,1 @@
+"""Public testing tools: the local emulator of the Helicone and Weave endpoints."""
