@@ -1,0 +1,173 @@
+"""The CLI's building blocks: tables, writers, charts, atomic files, time options, progress."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from helicone_users._cli._atomic import atomic_path, atomic_write
+from helicone_users._cli._output import (
+    Column,
+    bar_chart,
+    format_usd,
+    plain_table,
+    print_table,
+    sparkline,
+    write_records,
+)
+from helicone_users._cli._progress import Progress
+from helicone_users._cli._timeparse import parse_duration, parse_instant, resolve_window
+
+UTC = dt.timezone.utc
+RECORDS = [
+    {"user_id": "alice", "cost": 12.5, "total_requests": 3, "tags": {"a": "1"}},
+    {"user_id": "bob-with-a-long-id", "cost": 0.25, "total_requests": 120, "tags": None},
+]
+COLUMNS = [
+    Column(key="user_id", header="user"),
+    Column(key="cost", header="cost", fmt=format_usd, numeric=True),
+    Column(key="total_requests", header="requests", numeric=True),
+]
+
+
+def test_plain_table_aligns_text_left_and_numbers_right() -> None:
+    out = io.StringIO()
+    print_table(RECORDS, COLUMNS, out)
+    lines = out.getvalue().splitlines()
+    assert lines[0].split() == ["user", "cost", "requests"]
+    assert lines[2].startswith("alice ")
+    # Right-aligned numbers end in the same column.
+    assert len(lines[2]) == len(lines[3])
+    assert lines[2].endswith("  3")
+    assert lines[3].endswith("120")
+    assert "$12.50" in lines[2]
+    assert "$0.25" in lines[3]
+
+
+def test_plain_table_of_no_rows_is_just_the_header() -> None:
+    assert len(plain_table([], COLUMNS)) == 2
+
+
+def test_rich_table_fits_the_terminal_width(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "40")
+    out = Tty()
+    print_table([{**RECORDS[0], "user_id": "x" * 80}], COLUMNS, out)
+    lines = re.sub(r"\x1b\[[0-9;]*m", "", out.getvalue()).splitlines()
+    assert max(len(line) for line in lines) <= 40
+    assert any("$12.50" in line for line in lines)
+
+
+def test_json_jsonl_and_csv_writers_round_trip_the_records() -> None:
+    as_json, as_jsonl, as_csv = io.StringIO(), io.StringIO(), io.StringIO()
+    write_records(RECORDS, "json", as_json)
+    write_records(RECORDS, "jsonl", as_jsonl)
+    write_records(RECORDS, "csv", as_csv)
+    assert json.loads(as_json.getvalue()) == RECORDS
+    assert [json.loads(line) for line in as_jsonl.getvalue().splitlines()] == RECORDS
+    rows = list(csv.DictReader(io.StringIO(as_csv.getvalue())))
+    assert rows[0] == {
+        "user_id": "alice",
+        "cost": "12.5",
+        "total_requests": "3",
+        "tags": '{"a":"1"}',
+    }
+    assert rows[1]["tags"] == ""
+
+
+def test_bar_chart_scales_bars_to_the_largest_value_within_the_width() -> None:
+    lines = bar_chart([("0-10", 10.0), ("10-20", 5.0), ("20-30", 0.0)], width=30)
+    assert all(len(line) <= 30 for line in lines)
+    full, half, empty = (line.split("│")[1] for line in lines)
+    assert full.count("█") in (2 * half.count("█"), 2 * half.count("█") + 1)
+    assert "█" not in empty
+    assert bar_chart([]) == ["(no data)"]
+
+
+def test_sparkline_maps_lowest_to_lowest_block_and_marks_gaps() -> None:
+    assert sparkline([0, 1, 2, 3, 4, 5, 6, 7]) == "▁▂▃▄▅▆▇█"
+    assert sparkline([1.0, None, 3.0]) == "▁ █"
+    assert sparkline([]) == ""
+
+
+def test_atomic_write_leaves_the_complete_file_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "out.csv"
+    with atomic_write(target) as f:
+        f.write("a,b\n")
+        assert not target.exists()
+    assert target.read_text() == "a,b\n"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+@pytest.mark.parametrize("error", [RuntimeError("boom"), KeyboardInterrupt()])
+def test_atomic_write_interrupted_leaves_neither_file_nor_temp(
+    tmp_path: Path, error: BaseException
+) -> None:
+    target = tmp_path / "out.jsonl"
+
+    def write_then_fail() -> None:
+        with atomic_write(target) as f:
+            f.write("partial\n")
+            raise error
+
+    with pytest.raises(type(error)):
+        write_then_fail()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_path_failure_keeps_the_previous_file(tmp_path: Path) -> None:
+    target = tmp_path / "out.parquet"
+    target.write_text("old")
+
+    def write_then_fail() -> None:
+        with atomic_path(target) as tmp:
+            tmp.write_text("new")
+            raise RuntimeError
+
+    with pytest.raises(RuntimeError):
+        write_then_fail()
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]
+
+
+def test_durations_and_instants_parse_with_units_and_utc() -> None:
+    assert parse_duration("7d") == dt.timedelta(days=7)
+    assert parse_duration("12h") == dt.timedelta(hours=12)
+    assert parse_duration("30m") == dt.timedelta(minutes=30)
+    assert parse_instant("2026-01-31") == dt.datetime(2026, 1, 31, tzinfo=UTC)
+    assert parse_instant("2026-01-31T12:00:00Z") == dt.datetime(2026, 1, 31, 12, tzinfo=UTC)
+    assert parse_instant("2026-01-31T12:00:00+02:00") == dt.datetime(2026, 1, 31, 10, tzinfo=UTC)
+    for bad in ("7", "7 days", "-1d"):
+        with pytest.raises(argparse.ArgumentTypeError, match="duration"):
+            parse_duration(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="ISO 8601"):
+        parse_instant("yesterday")
+
+
+def test_window_counts_since_back_from_until_and_refuses_empty_ranges() -> None:
+    now = dt.datetime(2026, 2, 1, tzinfo=UTC)
+    since = argparse.Namespace(since=dt.timedelta(days=7), start=None, until=None)
+    assert resolve_window(since, now=now) == (now - dt.timedelta(days=7), now)
+    nothing = argparse.Namespace(since=None, start=None, until=None)
+    assert resolve_window(nothing, now=now) is None
+    backwards = argparse.Namespace(since=None, start=now, until=now - dt.timedelta(hours=1))
+    with pytest.raises(argparse.ArgumentTypeError, match="empty time range"):
+        resolve_window(backwards, now=now)
+
+
+def test_plain_progress_reports_users_and_pages_on_its_stream() -> None:
+    out = io.StringIO()
+    with Progress("export", stream=out) as progress:
+        progress.set_total(30)
+        progress.advance(10)
+    assert out.getvalue() == "export: 10/30 users, 1 pages\n"
