@@ -1,0 +1,412 @@
+"""Session: the one owner of one aiohttp.ClientSession, and the one seam for its errors."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from helicone_users._config import (
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_CONNECTION_LIMIT_PER_HOST,
+    DEFAULT_TIMEOUT,
+    LOGGER_NAME,
+)
+from helicone_users._errors import (
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    InternalServerError,
+    InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseValidationError,
+    UnprocessableEntityError,
+    snippet,
+)
+from helicone_users._retry import RetryPolicy, parse_retry_after
+from helicone_users._types import NOT_GIVEN, NotGiven
+
+__all__ = ["NOT_GIVEN", "RateLimiter", "Session", "status_error", "translate_exception"]
+
+_log = logging.getLogger(LOGGER_NAME)
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: UnprocessableEntityError,
+    429: RateLimitError,
+}
+_STATUS_HINTS: dict[int, str] = {
+    400: "the server refused the request; check the arguments named in its message",
+    401: "check the API key (HELICONE_API_KEY) and that it matches the region "
+    "(us: api.helicone.ai, eu: eu.api.helicone.ai) and has read permission",
+    403: "the API key may not read this organization's data",
+    404: "no such endpoint; check base_url / HELICONE_BASE_URL",
+    422: "the server's schema validation refused the body; see .details",
+    429: "rate limited; slow down, pass rate_limit=(200, 60), or raise RetryPolicy attempts",
+}
+_SERVER_TEXT_KEYS = ("error", "message", "reason", "detail")
+_BAD_BODY = (aiohttp.ContentTypeError, aiohttp.WSMessageTypeError, json.JSONDecodeError)
+_REQUEST_ID_HEADERS = ("x-request-id", "helicone-id", "x-amzn-requestid", "cf-ray")
+
+
+# --- Errors: the one seam between aiohttp/asyncio and the exception tree ------------------------
+
+
+def translate_exception(exc: BaseException, *, method: str, path: str) -> APIError:
+    """The APIError a transport exception becomes (the original goes in ``__cause__``)."""
+    where = f"{method} {path}"
+    name = type(exc).__name__
+    error: APIError
+    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError, TimeoutError)):
+        error = APITimeoutError(
+            f"{where} timed out ({name}); raise timeout= or check the network",
+            method=method,
+            path=path,
+        )
+    elif isinstance(exc, _BAD_BODY):
+        error = ResponseValidationError(
+            f"{where} answered with a body that is not the expected JSON ({name})",
+            method=method,
+            path=path,
+        )
+    elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
+        error = APIConnectionError(
+            f"{where}: invalid URL ({name}); check base_url / HELICONE_BASE_URL",
+            method=method,
+            path=path,
+        )
+    elif isinstance(exc, (aiohttp.TooManyRedirects, aiohttp.RedirectClientError)):
+        error = APIConnectionError(
+            f"{where}: too many or bad redirects ({name}); check base_url", method=method, path=path
+        )
+    elif isinstance(exc, aiohttp.ClientResponseError):
+        error = _client_response_error(exc, method=method, path=path)
+    elif isinstance(exc, aiohttp.ClientPayloadError):
+        error = APIConnectionError(
+            f"{where}: the response body was cut short ({name}); the request can be retried",
+            method=method,
+            path=path,
+        )
+    else:  # ClientConnectionError, ClientOSError, ServerDisconnectedError, any other ClientError
+        error = APIConnectionError(
+            f"{where}: connection failed ({name}: {_safe_text(exc)}); check the network and "
+            "base_url",
+            method=method,
+            path=path,
+        )
+    error.__cause__ = exc
+    return error
+
+
+def _client_response_error(
+    exc: aiohttp.ClientResponseError, *, method: str, path: str
+) -> APIStatusError:
+    status = exc.status or 0
+    cls = _status_class(status)
+    return cls(
+        f"{method} {path} failed with status {status} ({type(exc).__name__}: {exc.message})",
+        status=status,
+        method=method,
+        path=path,
+        headers=dict(exc.headers or {}),
+    )
+
+
+def _safe_text(exc: BaseException) -> str:
+    # aiohttp messages hold host and port, never headers; still keep them short.
+    return snippet(str(exc), 160)
+
+
+def _status_class(status: int) -> type[APIStatusError]:
+    if status in _STATUS_CLASSES:
+        return _STATUS_CLASSES[status]
+    return InternalServerError if 500 <= status < 600 else APIStatusError
+
+
+def status_error(
+    status: int,
+    *,
+    method: str,
+    path: str,
+    body: Any,
+    text: str,
+    headers: Mapping[str, str],
+) -> APIStatusError:
+    """The typed error for a non-2xx answer, its message saying what, where, why and what next."""
+    server_text = _server_text(body) or snippet(text) or "(empty body)"
+    hint = _STATUS_HINTS.get(status) or (
+        "the server failed; the request was retried if the policy allows" if status >= 500 else ""
+    )
+    message = f"{method} {path} failed with status {status}: {server_text}"
+    if hint:
+        message += f" (hint: {hint})"
+    cls = _status_class(status)
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "method": method,
+        "path": path,
+        "body": body if body is not None else text,
+        "request_id": _request_id(headers),
+        "headers": headers,
+    }
+    if cls is RateLimitError:
+        return RateLimitError(message, retry_after=parse_retry_after(headers), **kwargs)
+    return cls(message, **kwargs)
+
+
+def _server_text(body: Any) -> str:
+    if not isinstance(body, Mapping):
+        return ""
+    for key in _SERVER_TEXT_KEYS:
+        value = body.get(key)
+        if isinstance(value, str) and value:
+            return snippet(value)
+    return ""
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    lowered = {key.lower(): value for key, value in headers.items()}
+    for name in _REQUEST_ID_HEADERS:
+        if name in lowered:
+            return lowered[name]
+    return None
+
+
+# --- Client-side rate limit ----------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most ``count`` requests in any ``period`` seconds, granted first come, first served."""
+
+    def __init__(
+        self,
+        count: int,
+        period: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise InvalidRequestError(
+                f"rate_limit count must be an integer >= 1, got {count!r}", field="rate_limit"
+            )
+        if not isinstance(period, (int, float)) or isinstance(period, bool) or period <= 0:
+            raise InvalidRequestError(
+                f"rate_limit period must be seconds > 0, got {period!r}", field="rate_limit"
+            )
+        self.count = count
+        self.period = float(period)
+        self._clock = clock
+        self._sleep = sleep
+        self._granted: collections.deque[float] = collections.deque()
+        self._lock: asyncio.Lock | None = None
+
+    async def acquire(self) -> None:
+        """Wait for a slot; waiters are served in arrival order (asyncio.Lock is FIFO)."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            while True:
+                now = self._clock()
+                while self._granted and now - self._granted[0] >= self.period:
+                    self._granted.popleft()
+                if len(self._granted) < self.count:
+                    self._granted.append(now)
+                    return
+                await self._sleep(self.period - (now - self._granted[0]))
+
+    def __repr__(self) -> str:
+        return f"RateLimiter({self.count}, {self.period})"
+
+
+# --- The session ---------------------------------------------------------------------------------
+
+
+class Session:
+    """POSTs JSON to one base URL with auth, timeouts, retries and typed errors.
+
+    The aiohttp.ClientSession is created inside the running loop on first use (or in
+    ``__aenter__``) and closed by ``aclose()``; a session passed in is used but never closed.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        authorization: str,
+        user_agent: str | None = None,
+        timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        max_connections: int = DEFAULT_CONNECTION_LIMIT,
+        max_connections_per_host: int = DEFAULT_CONNECTION_LIMIT_PER_HOST,
+    ) -> None:
+        self.base_url = _check_base_url(base_url)
+        self.__authorization = authorization
+        self.user_agent = user_agent
+        self.timeout = _client_timeout(timeout)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self.rate_limiter = None if rate_limit is None else RateLimiter(*_rate_limit(rate_limit))
+        self._session = session
+        self._owns_session = session is None
+        self._max_connections = max_connections
+        self._max_connections_per_host = max_connections_per_host
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"Session(base_url={self.base_url!r})"
+
+    async def __aenter__(self) -> Session:
+        self._client_session()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    @property
+    def closed(self) -> bool:
+        """Whether ``aclose()`` has run."""
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the aiohttp session if this object created it; idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and self._owns_session and not session.closed:
+            await session.close()
+
+    async def post_json(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        timeout: float | aiohttp.ClientTimeout | NotGiven = NOT_GIVEN,
+    ) -> Any:
+        """POST ``body`` as JSON and return the decoded JSON of the 2xx answer, after retries."""
+        data = json.dumps(body, separators=(",", ":")).encode()
+        request_timeout = None if isinstance(timeout, NotGiven) else _client_timeout(timeout)
+        return await self.retry.call(
+            lambda: self._attempt("POST", path, data, request_timeout), what=f"POST {path}"
+        )
+
+    async def _attempt(
+        self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
+    ) -> Any:
+        if self.rate_limiter is not None:
+            await self.rate_limiter.acquire()
+        started = time.perf_counter()
+        try:
+            status, headers, raw = await self._send(method, path, data, timeout)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+            _log.debug("%s %s failed: %s", method, path, type(exc).__name__)
+            raise translate_exception(exc, method=method, path=path) from exc
+        _log.debug(
+            "%s %s -> %d (%d bytes, %.1f ms)",
+            method,
+            path,
+            status,
+            len(raw),
+            (time.perf_counter() - started) * 1000,
+        )
+        return _decode(status, headers, raw, method=method, path=path)
+
+    async def _send(
+        self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
+    ) -> tuple[int, dict[str, str], bytes]:
+        session = self._client_session()
+        headers = {"Authorization": self.__authorization, "Content-Type": "application/json"}
+        if self.user_agent:
+            headers["User-Agent"] = self.user_agent
+        kwargs: dict[str, Any] = {"data": data, "headers": headers}
+        if timeout is not None:
+            kwargs["timeout"] = timeout
+        async with session.request(method, self.base_url + path, **kwargs) as response:
+            raw = await response.read()
+            return response.status, dict(response.headers), raw
+
+    def _client_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise APIConnectionError(
+                f"{self!r} is closed; create a new client (or use it inside 'async with')"
+            )
+        if self._session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections, limit_per_host=self._max_connections_per_host
+            )
+            self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
+        return self._session
+
+
+def _decode(
+    status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str
+) -> Any:
+    text = raw.decode("utf-8", errors="replace")
+    try:
+        body: Any = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+        if 200 <= status < 300:
+            raise ResponseValidationError(
+                f"{method} {path} answered {status} with a body that is not JSON: "
+                f"{snippet(text)!r}",
+                method=method,
+                path=path,
+                body_snippet=snippet(text),
+            ) from None
+    if 200 <= status < 300:
+        return body
+    raise status_error(status, method=method, path=path, body=body, text=text, headers=headers)
+
+
+def _check_base_url(base_url: str) -> str:
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise InvalidRequestError(
+            f"base_url must be an http(s) URL such as 'https://api.helicone.ai', got {base_url!r}",
+            field="base_url",
+        )
+    return base_url.rstrip("/")
+
+
+def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTimeout:
+    if isinstance(timeout, aiohttp.ClientTimeout):
+        return timeout
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or timeout <= 0:
+        raise InvalidRequestError(
+            f"timeout must be seconds > 0 or an aiohttp.ClientTimeout, got {timeout!r}",
+            field="timeout",
+        )
+    total = float(timeout)
+    return aiohttp.ClientTimeout(total=total, connect=min(DEFAULT_CONNECT_TIMEOUT, total))
+
+
+def _rate_limit(value: tuple[int, float]) -> tuple[int, float]:
+    try:
+        count, period = value
+    except (TypeError, ValueError):
+        raise InvalidRequestError(
+            f"rate_limit must be (requests, seconds), e.g. (200, 60), got {value!r}",
+            field="rate_limit",
+        ) from None
+    return count, period
