@@ -11,20 +11,35 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-# Subcommand modules, in the order ``--help`` lists them.
-_COMMANDS: tuple[str, ...] = ()
+from helicone_users._cli._common import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
-EXIT_OK = 0
-EXIT_API_ERROR = 1
-EXIT_USAGE = 2
+__all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+
+# Subcommand modules, in the order ``--help`` lists them.
+_COMMANDS: tuple[str, ...] = ("users", "export", "overview", "totals", "calls_stats")
+
+EPILOG = """\
+examples:
+  helicone-users demo                                  # a tour against a local emulator
+  export HELICONE_API_KEY=sk-helicone-...
+  helicone-users users --sort cost:desc --limit 10
+  helicone-users users --filter 'model = "gpt-4o"' --since 7d --format csv
+  helicone-users export --filter 'cost > 1' --out users.parquet
+  helicone-users <command> --help                      # options and examples of one command
+
+exit codes: 0 ok, 1 API or network error, 2 usage error (bad arguments or filter)
+"""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every registered subcommand."""
     from helicone_users import __version__
 
     parser = argparse.ArgumentParser(
         prog="helicone-users",
         description="Query Helicone user metrics and W&B Weave call stats, or run the emulator.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -37,10 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (0 ok, 1 API or network error, 2 usage error)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
-    if func is None:
-        parser.print_help(sys.stderr)
-        return EXIT_USAGE
-    code: int = func(args)
+    try:
+        args = parser.parse_args(argv)
+        func = getattr(args, "func", None)
+        if func is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        code: int = func(args)
+    except KeyboardInterrupt:
+        print("helicone-users: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     return code
