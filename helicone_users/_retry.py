@@ -179,7 +179,12 @@ class RetryPolicy:
             before_sleep=lambda state: self._log_retry(state, what),
             reraise=True,
         )
-        result: _T = await retrying(attempt)
+
+        async def run() -> _T:
+            # tenacity awaits only what a coroutine function returns, not a lambda's coroutine.
+            return await attempt()
+
+        result: _T = await retrying(run)
         return result
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
@@ -221,4 +226,3 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, APIError) and exc.__cause__ is not None:
         return f"{type(exc).__name__} ({type(exc.__cause__).__name__})"
     return type(exc).__name__ if exc is not None else "unknown failure"
-

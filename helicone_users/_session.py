@@ -359,9 +359,7 @@ class Session:
         return self._session
 
 
-def _decode(
-    status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str
-) -> Any:
+def _decode(status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str) -> Any:
     text = raw.decode("utf-8", errors="replace")
     try:
         body: Any = json.loads(raw) if raw else None
