@@ -1,0 +1,463 @@
+"""The emulator's Weave ``POST /calls/stats``: auth, the server's validation, then the stats.
+
+Default mode follows the documented contract; each known difference of the hosted server is an
+opt-in quirk named in ``WEAVE_QUIRK_DESCRIPTIONS``. With every quirk off it never answers 5xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
+from typing import Any, Final
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+
+from helicone_users._config import WEAVE_BASIC_USER, WEAVE_MAX_RANGE_DAYS
+from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
+from helicone_users.testing._weave_stats import (
+    Call,
+    MetricSpec,
+    ModelPrice,
+    StatsQuery,
+    call_from_row,
+    compute_stats,
+    default_prices,
+)
+from helicone_users.weave import resolve_granularity
+
+__all__ = ["WEAVE_QUIRKS", "WEAVE_QUIRK_DESCRIPTIONS", "WeaveSettings", "add_weave_routes"]
+
+WEAVE_QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
+    "utc_bucket_alignment": "Weave buckets align on the Unix epoch; timezone only relabels them",
+    "fractional_percentile_error": "a fractional Weave percentile answers 502",
+    "ignored_filters": "Weave input_refs, output_refs, thread_ids and turn_ids are ignored",
+    "granularity_zero_crash": "Weave granularity 0 answers 500, a negative one 502",
+    "non_utc_offset_misread": "Weave start/end offsets are dropped: the wall time is read as UTC",
+    "naive_datetime_crash": "a naive Weave start/end mixed with an aware one answers 500",
+    "invalid_timezone_502": "an unknown Weave timezone answers 502 instead of 422",
+    "wb_ids_unconverted": "Weave wb_user_ids/wb_run_ids filters match nothing",
+    "total_tokens_raw_only": "Weave total_tokens is the raw provider key, not input + output",
+    "extra_fields_ignored": "unknown Weave request fields are ignored instead of a 422",
+}
+WEAVE_QUIRKS: Final[frozenset[str]] = frozenset(WEAVE_QUIRK_DESCRIPTIONS)
+
+_PATH: Final = "/calls/stats"
+_TOP_FIELDS: Final = ("project_id", "start", "end", "granularity", "usage_metrics",
+                      "call_metrics", "filter", "timezone")
+_SPEC_FIELDS: Final = ("metric", "aggregations", "percentiles")
+_LIST_FILTERS: Final = ("op_names", "input_refs", "output_refs", "parent_ids", "trace_ids",
+                        "call_ids", "thread_ids", "turn_ids", "wb_user_ids", "wb_run_ids")
+_IGNORED_FILTERS: Final = ("input_refs", "output_refs", "thread_ids", "turn_ids")
+_BACKEND_ERROR: Final = {"reason": "Temporary backend error"}
+_INTERNAL_ERROR: Final = {"reason": "Internal server error"}
+
+_ROW_COLUMNS: Final = ("request_id", "request_created_at", "response_created_at", "latency",
+                       "model", "status", "prompt_tokens", "completion_tokens", "total_tokens",
+                       "prompt_cache_read_tokens", "prompt_cache_write_tokens", "op_name",
+                       "trace_id", "parent_id", "thread_id", "turn_id", "wb_user_id", "wb_run_id")
+
+
+class WeaveSettings:
+    """Mutable knobs of the Weave endpoint; ``max_range_days=None`` lifts the 31-day limit."""
+
+    def __init__(self, *, max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
+                 prices: Mapping[str, ModelPrice] | None = None) -> None:
+        self.max_range_days = max_range_days
+        self.prices: Mapping[str, ModelPrice] = default_prices() if prices is None else prices
+
+    def __repr__(self) -> str:
+        return f"WeaveSettings(max_range_days={self.max_range_days!r})"
+
+
+WEAVE_SETTINGS: Final = web.AppKey("weave_settings", WeaveSettings)
+
+
+class _Reject(Exception):
+    """An error answer: ``status`` and JSON ``body``."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+# --- pydantic-like field validation --------------------------------------------------------------
+
+
+def _error(kind: str, loc: Sequence[str | int], msg: str, value: Any,
+           ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"type": kind, "loc": ["body", *loc], "msg": msg, "input": value}
+    if ctx:
+        error["ctx"] = dict(ctx)
+    return error
+
+
+def _expected(names: Sequence[str]) -> str:
+    quoted = [f"'{name}'" for name in names]
+    return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
+
+
+def _parse_datetime(value: Any) -> datetime | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+class _Fields:
+    """Collects pydantic-style errors while reading the body."""
+
+    def __init__(self, body: Mapping[str, Any], quirks: frozenset[str]) -> None:
+        self.body = body
+        self.quirks = quirks
+        self.errors: list[dict[str, Any]] = []
+
+    def extra(
+        self, obj: Mapping[str, Any], allowed: Sequence[str], loc: Sequence[str | int]
+    ) -> None:
+        if "extra_fields_ignored" in self.quirks:
+            return
+        for key, value in obj.items():
+            if key not in allowed:
+                self.errors.append(_error("extra_forbidden", [*loc, key],
+                                          "Extra inputs are not permitted", value))
+
+    def datetime(self, name: str, *, required: bool) -> datetime | None:
+        if name not in self.body or self.body[name] is None:
+            if required:
+                self.errors.append(_error("missing", [name], "Field required", dict(self.body)))
+            return None
+        parsed = _parse_datetime(self.body[name])
+        if parsed is None:
+            self.errors.append(_error("datetime_from_date_parsing", [name],
+                                      "Input should be a valid datetime or date, invalid "
+                                      "character in year", self.body[name]))
+        return parsed
+
+    def string(self, name: str, default: str | None = None) -> str | None:
+        value = self.body.get(name, default)
+        if value is None and default is None:
+            self.errors.append(_error("missing", [name], "Field required", dict(self.body)))
+            return None
+        if not isinstance(value, str):
+            self.errors.append(_error("string_type", [name], "Input should be a valid string",
+                                      value))
+            return None
+        return value
+
+    def granularity(self) -> int | None:
+        value = self.body.get("granularity")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            self.errors.append(_error("int_type", ["granularity"],
+                                      "Input should be a valid integer", value))
+            return None
+        try:
+            number = float(value)
+        except ValueError:
+            number = 0.5  # unparsable text fails the whole-number check below
+        if not math.isfinite(number) or not number.is_integer():
+            self.errors.append(_error("int_parsing", ["granularity"],
+                                      "Input should be a valid integer", value))
+            return None
+        size = int(number)
+        if size < 1 and "granularity_zero_crash" not in self.quirks:
+            self.errors.append(_error("greater_than_equal", ["granularity"],
+                                      "Input should be greater than or equal to 1", value,
+                                      {"ge": 1}))
+        return size
+
+    def specs(self, name: str, metrics: Sequence[str]) -> tuple[MetricSpec, ...]:
+        value = self.body.get(name)
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.errors.append(_error("list_type", [name], "Input should be a valid list", value))
+            return ()
+        specs = [self._spec(item, [name, index], metrics) for index, item in enumerate(value)]
+        return tuple(spec for spec in specs if spec is not None)
+
+    def _spec(self, item: Any, loc: list[str | int], metrics: Sequence[str]) -> MetricSpec | None:
+        if not isinstance(item, Mapping):
+            self.errors.append(_error("model_type", loc, "Input should be a valid dictionary",
+                                      item))
+            return None
+        before = len(self.errors)
+        self.extra(item, _SPEC_FIELDS, loc)
+        metric = item.get("metric")
+        if "metric" not in item:
+            self.errors.append(_error("missing", [*loc, "metric"], "Field required", dict(item)))
+        elif metric not in metrics:
+            expected = _expected(metrics)
+            self.errors.append(_error("literal_error", [*loc, "metric"],
+                                      f"Input should be {expected}", metric,
+                                      {"expected": expected}))
+        aggregations = self._list(item, "aggregations", loc, ["sum"], self._aggregation)
+        percentiles = self._list(item, "percentiles", loc, [], self._percentile)
+        if len(self.errors) > before:
+            return None
+        return MetricSpec(str(metric), tuple(aggregations), tuple(percentiles))
+
+    def _list(self, item: Mapping[str, Any], key: str, loc: list[str | int], default: list[Any],
+              check: Callable[[Any, list[str | int]], Any]) -> list[Any]:
+        value = item.get(key, default)
+        if not isinstance(value, list):
+            self.errors.append(_error("list_type", [*loc, key], "Input should be a valid list",
+                                      value))
+            return []
+        return [check(entry, [*loc, key, index]) for index, entry in enumerate(value)]
+
+    def _aggregation(self, value: Any, loc: list[str | int]) -> str:
+        if value not in AGGREGATIONS:
+            self.errors.append(_error("enum", loc, f"Input should be {_expected(AGGREGATIONS)}",
+                                      value, {"expected": _expected(AGGREGATIONS)}))
+        return str(value)
+
+    def _percentile(self, value: Any, loc: list[str | int]) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.errors.append(_error("float_type", loc, "Input should be a valid number", value))
+            return 0.0
+        return float(value)
+
+    def filter(self) -> dict[str, Any]:
+        value = self.body.get("filter")
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.errors.append(_error("model_type", ["filter"],
+                                      "Input should be a valid dictionary", value))
+            return {}
+        self.extra(value, (*_LIST_FILTERS, "trace_roots_only"), ["filter"])
+        out: dict[str, Any] = {}
+        for key in _LIST_FILTERS:
+            items = value.get(key)
+            if items is None:
+                continue
+            if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+                self.errors.append(_error("list_type", ["filter", key],
+                                          "Input should be a valid list of strings", items))
+                continue
+            out[key] = frozenset(items)
+        roots = value.get("trace_roots_only")
+        if roots is not None and not isinstance(roots, bool):
+            self.errors.append(_error("bool_type", ["filter", "trace_roots_only"],
+                                      "Input should be a valid boolean", roots))
+        out["trace_roots_only"] = bool(roots)
+        return out
+
+    def zone(self, name: str | None) -> Any:
+        if name is None:
+            return None
+        try:
+            return ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            if "invalid_timezone_502" in self.quirks:
+                return None
+            self.errors.append(_error("value_error", ["timezone"],
+                                      f"Value error, Unknown time zone {name!r}", name))
+            return None
+
+
+# --- the request as the server resolves it -------------------------------------------------------
+
+
+def _validation_error(message: str, body: Mapping[str, Any]) -> _Reject:
+    return _Reject(422, {"detail": [_error("value_error", [], f"Value error, {message}",
+                                           dict(body))]})
+
+
+def _resolve_range(
+    start: datetime, end: datetime | None, quirks: frozenset[str], now: datetime,
+    body: Mapping[str, Any], max_days: int | None,
+) -> tuple[datetime, datetime]:
+    """The validator's checks on start/end, then the moments the query really uses."""
+    resolved_end = now if end is None else end
+    naive = [moment.tzinfo is None for moment in (start, resolved_end)]
+    if "naive_datetime_crash" in quirks and any(naive) and not all(naive):
+        raise _Reject(500, dict(_INTERNAL_ERROR))
+    # The validator compares the values as given; only the query builders misread offsets.
+    given_start, given_end = (_as_utc(moment, frozenset()) for moment in (start, resolved_end))
+    if given_end < given_start:
+        raise _validation_error("CallStatsReq end must be after start", body)
+    if max_days is not None and given_end - given_start > timedelta(days=max_days):
+        raise _validation_error(f"CallStatsReq date range cannot exceed {max_days} days", body)
+    return _as_utc(start, quirks), _as_utc(resolved_end, quirks)
+
+
+def _as_utc(moment: datetime, quirks: frozenset[str]) -> datetime:
+    if moment.tzinfo is None or "non_utc_offset_misread" in quirks:
+        # The hosted builders relabel the wall time as UTC instead of converting it.
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def _echo(moment: datetime, resolved: datetime, quirks: frozenset[str]) -> str:
+    if "non_utc_offset_misread" in quirks and moment.tzinfo is not None:
+        return moment.isoformat()
+    return resolved.replace(tzinfo=None).isoformat() + "Z"
+
+
+def _server_checks(query: StatsQuery, raw_granularity: int | None, quirks: frozenset[str],
+                   zone_ok: bool) -> None:
+    """The checks the hosted server makes after validation, with its status codes."""
+    for spec in (*query.usage_metrics, *query.call_metrics):
+        for percentile in spec.percentiles:
+            if not 0 <= percentile <= 100:
+                raise _Reject(400, {"reason": "Percentile must be between 0 and 100, got "
+                                              f"{percentile!r}"})
+    if raw_granularity is not None and raw_granularity == 0:
+        raise _Reject(500, dict(_INTERNAL_ERROR))  # only reachable with granularity_zero_crash
+    if raw_granularity is not None and raw_granularity < 0:
+        raise _Reject(502, dict(_BACKEND_ERROR))
+    if not zone_ok:
+        raise _Reject(502, dict(_BACKEND_ERROR))
+    if "fractional_percentile_error" in quirks and any(
+        not p.is_integer() for s in (*query.usage_metrics, *query.call_metrics)
+        for p in s.percentiles
+    ):
+        raise _Reject(502, dict(_BACKEND_ERROR))
+
+
+def parse_request(
+    body: Any, quirks: frozenset[str], *, now: datetime, max_range_days: int | None,
+) -> tuple[StatsQuery, str, str]:
+    """The validated query and the echoed start and end, or ``_Reject`` with the answer."""
+    if not isinstance(body, Mapping):
+        raise _Reject(422, {"detail": [_error("model_attributes_type", [],
+                                              "Input should be a valid dictionary", body)]})
+    fields = _Fields(body, quirks)
+    fields.extra(body, _TOP_FIELDS, [])
+    fields.string("project_id")
+    start = fields.datetime("start", required=True)
+    end = fields.datetime("end", required=False)
+    granularity = fields.granularity()
+    usage = fields.specs("usage_metrics", USAGE_METRICS)
+    calls = fields.specs("call_metrics", CALL_METRICS)
+    call_filter = fields.filter()
+    zone_name = fields.string("timezone", "UTC")
+    zone = fields.zone(zone_name)
+    if fields.errors or start is None or zone_name is None:
+        raise _Reject(422, {"detail": fields.errors})
+    begin, finish = _resolve_range(start, end, quirks, now, body, max_range_days)
+    query = StatsQuery(
+        start=begin, end=finish,
+        granularity=_granularity(granularity, begin, finish, usage or calls),
+        zone=zone or timezone.utc, timezone=zone_name,
+        alignment="utc" if "utc_bucket_alignment" in quirks else "timezone",
+        usage_metrics=usage, call_metrics=calls, filter=_effective_filter(call_filter, quirks),
+    )
+    if usage or calls:
+        _server_checks(query, granularity, quirks, zone is not None)
+    resolved_end = now if end is None else end
+    return query, _echo(start, begin, quirks), _echo(resolved_end, finish, quirks)
+
+
+def _granularity(size: int | None, begin: datetime, finish: datetime, metrics: Any) -> int:
+    if not metrics or (size is not None and size < 1):
+        return 0
+    return resolve_granularity(size, (finish - begin).total_seconds())
+
+
+def _effective_filter(spec: dict[str, Any], quirks: frozenset[str]) -> dict[str, Any]:
+    out = dict(spec)
+    if "ignored_filters" in quirks:
+        for key in _IGNORED_FILTERS:
+            out.pop(key, None)
+    if "wb_ids_unconverted" in quirks:
+        # External ids never equal the internal ones the hosted server compares against.
+        for key in ("wb_user_ids", "wb_run_ids"):
+            if out.get(key):
+                out[key] = frozenset({"\0never"})
+    return out
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+def _authorized(header: str | None, api_key: str) -> bool:
+    if not header or not header.startswith("Basic "):
+        return False
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    user, _, password = decoded.partition(":")
+    return user == WEAVE_BASIC_USER and hmac.compare_digest(password, api_key)
+
+
+def _rows_query(start: datetime, end: datetime) -> Callable[[Any], list[dict[str, Any]]]:
+    def read(cursor: Any) -> list[dict[str, Any]]:
+        cursor.execute(
+            f"SELECT {', '.join(_ROW_COLUMNS)} FROM requests "
+            "WHERE request_created_at >= ? AND request_created_at < ?",
+            [start.astimezone(timezone.utc).replace(tzinfo=None),
+             end.astimezone(timezone.utc).replace(tzinfo=None)],
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+        for row in rows:
+            for key in ("request_created_at", "response_created_at"):
+                if row[key] is not None:
+                    row[key] = row[key].replace(tzinfo=timezone.utc)
+        return rows
+
+    return read
+
+
+async def _load_calls(state: Any, query: StatsQuery, quirks: frozenset[str]) -> list[Call]:
+    rows = await state.store.run(_rows_query(query.start, query.end))
+    raw = "total_tokens_raw_only" in quirks
+    return [call_from_row(row, raw_total_tokens=raw) for row in rows]
+
+
+def _quirks(state: Any) -> frozenset[str]:
+    return frozenset(getattr(state, "quirks", ())) & WEAVE_QUIRKS
+
+
+def make_handler(state: Any, settings: WeaveSettings) -> Callable[[web.Request], Any]:
+    """The aiohttp handler of ``POST /calls/stats`` over the emulator's state."""
+
+    async def handle(request: web.Request) -> web.Response:
+        if not _authorized(request.headers.get("Authorization"), str(state.api_key)):
+            return web.json_response({"detail": "Not authenticated"}, status=401,
+                                     headers={"WWW-Authenticate": "Basic"})
+        quirks = _quirks(state)
+        try:
+            body = json.loads(await request.read() or b"null")
+        except ValueError:
+            return web.json_response({"detail": [_error("json_invalid", [], "JSON decode error",
+                                                        None)]}, status=422)
+        try:
+            query, start, end = parse_request(body, quirks, now=datetime.now(timezone.utc),
+                                              max_range_days=settings.max_range_days)
+        except _Reject as reject:
+            return web.json_response(reject.body, status=reject.status)
+        calls = await _load_calls(state, query, quirks) if query.granularity else []
+        answer = compute_stats(calls, query, settings.prices, echo_start=start, echo_end=end)
+        return web.json_response(answer)
+
+    return handle
+
+
+def add_weave_routes(app: web.Application, state: Any) -> WeaveSettings:
+    """Register ``POST /calls/stats``; its settings are returned and kept at ``WEAVE_SETTINGS``."""
+    settings = WeaveSettings(
+        max_range_days=getattr(state, "weave_max_range_days", WEAVE_MAX_RANGE_DAYS)
+    )
+    app[WEAVE_SETTINGS] = settings
+    app.router.add_post(_PATH, make_handler(state, settings))
+    return settings
