@@ -1,0 +1,1108 @@
+"""The filter DSL: typed fields build leaves, ``&`` ``|`` ``~`` combine them, ``to_json`` compiles.
+
+::
+
+    from helicone_users import F, U
+
+    f = (F.model.contains("gpt") & (F.latency > 500)) | F.properties["env"].equals("prod")
+    f = f & (U.cost >= 1.5)
+    f.to_json()        # the wire's UserFilterNode: a balanced left/operator/right tree
+    str(f)             # model contains "gpt" and latency > 500 or ... (see parse())
+
+``F`` holds the per-request columns (``request_response_rmt``), ``U`` the per-user aggregates
+(``users_view``, without the ``user_`` prefix). Nodes are frozen, hashable and compare by
+structure. ``ALL`` is the wire's ``"all"``: the identity of ``&`` and the absorbing element of
+``|`` (``ALL | x`` is ``ALL``). Anything the API cannot express, or that the hosted server would
+silently mis-evaluate, raises :class:`~helicone_users.FilterError` when the filter is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
+
+import attrs
+
+from helicone_users._config import INT32_MAX, INT32_MIN, NANO_USD_PER_USD
+from helicone_users._errors import FilterError, HeliconeWarning
+
+__all__ = [
+    "ALL",
+    "OPERATORS",
+    "REQUEST_COLUMNS",
+    "USER_COLUMNS",
+    "And",
+    "BooleanField",
+    "F",
+    "Filter",
+    "FilterLike",
+    "Leaf",
+    "NumberField",
+    "Or",
+    "ScoreField",
+    "TextField",
+    "TimestampField",
+    "U",
+    "all_of",
+    "any_of",
+    "coerce",
+    "from_json",
+    "parse",
+]
+
+RMT: Final = "request_response_rmt"
+USERS: Final = "users_view"
+LEGACY_USERS: Final = "user_metrics"
+
+TEXT: Final = "text"
+NUMBER: Final = "number"
+TIMESTAMP: Final = "timestamp"
+BOOLEAN: Final = "boolean"
+SCORE: Final = "score"
+
+#: Wire operators per column kind. Scores are text operators on the wire, but the column is an
+#: integer map, so only equality and ordering make sense (patterns fail in the database).
+OPERATORS: Final[Mapping[str, tuple[str, ...]]] = {
+    TEXT: ("equals", "not-equals", "like", "ilike", "contains", "not-contains"),
+    NUMBER: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
+    TIMESTAMP: ("equals", "gt", "gte", "lt", "lte"),
+    BOOLEAN: ("equals",),
+    SCORE: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
+}
+
+#: Every plain ``request_response_rmt`` column and its kind (maps are handled apart).
+REQUEST_COLUMNS: Final[Mapping[str, str]] = {
+    "country_code": TEXT,
+    "latency": NUMBER,
+    "cost": NUMBER,
+    "provider": TEXT,
+    "time_to_first_token": NUMBER,
+    "status": NUMBER,
+    "request_created_at": TIMESTAMP,
+    "response_created_at": TIMESTAMP,
+    "model": TEXT,
+    "user_id": TEXT,
+    "organization_id": TEXT,
+    "node_id": TEXT,
+    "job_id": TEXT,
+    "threat": BOOLEAN,
+    "request_id": TEXT,
+    "prompt_tokens": NUMBER,
+    "completion_tokens": NUMBER,
+    "prompt_cache_read_tokens": NUMBER,
+    "prompt_cache_write_tokens": NUMBER,
+    "total_tokens": NUMBER,
+    "target_url": TEXT,
+    "scores_column": TEXT,
+    "request_body": TEXT,
+    "response_body": TEXT,
+    "cache_enabled": BOOLEAN,
+    "cache_reference_id": TEXT,
+    "cached": BOOLEAN,
+    "assets": TEXT,
+    "helicone-score-feedback": BOOLEAN,
+    "prompt_id": TEXT,
+    "prompt_version": TEXT,
+    "request_referrer": TEXT,
+    "is_passthrough_billing": BOOLEAN,
+}
+MAP_COLUMNS: Final[Mapping[str, str]] = {"properties": TEXT, "scores": SCORE}
+
+#: Every ``users_view`` column (wire names, with the ``user_`` prefix) and its kind.
+USER_COLUMNS: Final[Mapping[str, str]] = {
+    "user_user_id": TEXT,
+    "user_active_for": NUMBER,
+    "user_first_active": TIMESTAMP,
+    "user_last_active": TIMESTAMP,
+    "user_total_requests": NUMBER,
+    "user_average_requests_per_day_active": NUMBER,
+    "user_average_tokens_per_request": NUMBER,
+    "user_total_completion_tokens": NUMBER,
+    "user_total_prompt_tokens": NUMBER,
+    "user_cost": NUMBER,
+}
+
+_UNSUPPORTED_COLUMNS: Final[Mapping[str, str]] = {
+    "search_properties": (
+        "search_properties compiles to a bare `key` column that exists only in property-search "
+        "queries, so user-metrics queries fail in the database; use F.properties[key] instead"
+    ),
+    "property_key": (
+        "property_key has no known compiler mapping, so the server's meaning is unknown; "
+        "test a property's value with F.properties[key] instead"
+    ),
+}
+
+_DATETIME_RE: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"([Zz]|[+-]\d{2}:?\d{2})?"
+)
+_SIMPLE_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+Value = str | int | float | bool | datetime
+
+
+# --- Columns -------------------------------------------------------------------------------------
+
+
+def column_kind(table: str, column: str) -> str:
+    """The kind of a wire column (``text``, ``number``, ``timestamp``, ``boolean``, ``score``)."""
+    if table == RMT:
+        kind = REQUEST_COLUMNS.get(column) or MAP_COLUMNS.get(column)
+    elif table == USERS:
+        kind = USER_COLUMNS.get(column)
+    else:
+        raise FilterError(f"unknown table {table!r}; expected {RMT!r} or {USERS!r}")
+    if kind is None:
+        raise FilterError(f"unknown column {column!r} in {table}", field=column)
+    return kind
+
+
+def field_name(table: str, column: str, key: str | None = None) -> str:
+    """The text-form name of a column: ``model``, ``user.cost``, ``properties.env``."""
+    if table == USERS:
+        return "user." + column.removeprefix("user_")
+    if key is None:
+        return column
+    return f"{column}.{key if _SIMPLE_KEY_RE.fullmatch(key) else _quote(key)}"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+# --- Values --------------------------------------------------------------------------------------
+
+
+def parse_timestamp(text: str, *, name: str = "timestamp") -> datetime:
+    """An ISO-8601 date-time with an offset, as an aware UTC datetime at millisecond precision."""
+    match = _DATETIME_RE.fullmatch(text.strip())
+    if match is None:
+        raise FilterError(
+            f"{name}: {text!r} is not an ISO-8601 date-time such as 2024-05-01T12:00:00Z",
+            field=name,
+        )
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if offset is None:
+        raise FilterError(
+            f"{name}: {text!r} has no UTC offset; add 'Z' or '+HH:MM' to make it one instant",
+            field=name,
+        )
+    tz = timezone.utc
+    if offset not in ("Z", "z"):
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        value = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
+        )
+    except ValueError as exc:
+        raise FilterError(
+            f"{name}: {text!r} is not a valid date-time ({exc})", field=name
+        ) from None
+    return _to_millis(value)
+
+
+def _to_millis(value: datetime) -> datetime:
+    # The server compares at millisecond precision at best, so finer digits carry no meaning.
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` in UTC."""
+    value = value.astimezone(timezone.utc)
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+    if value.microsecond:
+        text += f".{value.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def _check_value(kind: str, value: object, name: str) -> Value:
+    """The value, validated for a column kind, or a FilterError naming the field."""
+    if kind == TEXT:
+        if isinstance(value, str):
+            return value
+        raise _value_error(name, "a string", value)
+    if kind in (NUMBER, SCORE):
+        return _check_number(kind, value, name)
+    if kind == TIMESTAMP:
+        return _check_timestamp(value, name)
+    if isinstance(value, bool):
+        return value
+    raise _value_error(name, "True or False", value)
+
+
+def _check_number(kind: str, value: object, name: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        wanted = "an integer" if kind == SCORE else "a number"
+        raise _value_error(name, wanted, value)
+    if not math.isfinite(value):
+        raise FilterError(
+            f"{name}: {value!r} cannot be sent; JSON has no NaN or infinity", field=name
+        )
+    if kind == SCORE:
+        if not float(value).is_integer():
+            raise _value_error(name, "an integer (scores are stored as integers)", value)
+        return int(value)
+    return value
+
+
+def _check_timestamp(value: object, name: str) -> datetime:
+    if isinstance(value, str):
+        return parse_timestamp(value, name=name)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise FilterError(
+                f"{name}: naive datetime {value.isoformat()} refused; pass an aware one such as "
+                "datetime(2024, 5, 1, tzinfo=timezone.utc) or an ISO string ending in Z",
+                field=name,
+            )
+        return _to_millis(value)
+    raise _value_error(name, "an aware datetime or an ISO-8601 string", value)
+
+
+def _value_error(name: str, wanted: str, value: object) -> FilterError:
+    return FilterError(f"{name} needs {wanted}, got {type(value).__name__} {value!r}", field=name)
+
+
+def _warn_int32(table: str, column: str, value: int | float, name: str) -> None:
+    """Warn when the hosted server would bind a whole number outside Int32."""
+    bound: float = value
+    if table == RMT and column == "cost":
+        bound = math.floor(value * NANO_USD_PER_USD)
+    elif not float(value).is_integer():
+        return  # fractions are bound as Float64, which holds them
+    if INT32_MIN <= bound <= INT32_MAX:
+        return
+    detail = " (cost is sent as nano-USD, so only |cost| < $2.147 fits)" if column == "cost" else ""
+    warnings.warn(
+        f"{name} {value!r}: the hosted server binds whole numbers as Int32{detail}; this value is "
+        "outside ±2,147,483,647 and the query may fail or compare a wrapped value",
+        HeliconeWarning,
+        stacklevel=4,
+    )
+
+
+def make_leaf(
+    table: str,
+    column: str,
+    operator: str,
+    value: object,
+    key: str | None = None,
+    *,
+    warn: bool = True,
+) -> Leaf:
+    """A validated leaf; every path that builds one goes through here."""
+    if table == RMT and column in _UNSUPPORTED_COLUMNS:
+        raise FilterError(_UNSUPPORTED_COLUMNS[column], field=column)
+    kind = column_kind(table, column)
+    name = field_name(table, column, key)
+    if (column in MAP_COLUMNS and table == RMT) != (key is not None):
+        raise FilterError(f"{column}: a map key is {'needed' if key is None else 'not allowed'}")
+    if operator not in OPERATORS[kind]:
+        allowed = ", ".join(OPERATORS[kind])
+        raise FilterError(
+            f"{name} is a {kind} column; operator {operator!r} is not one of: {allowed}", field=name
+        )
+    checked = _check_value(kind, value, name)
+    if warn and kind == NUMBER and isinstance(checked, (int, float)):
+        _warn_int32(table, column, checked, name)
+    return Leaf(table=table, column=column, operator=operator, value=checked, key=key)
+
+
+# --- Nodes ---------------------------------------------------------------------------------------
+
+
+class Filter:
+    """Base of every filter node: a leaf, an ``And``/``Or`` of nodes, or ``ALL``."""
+
+    __slots__ = ()
+
+    def to_json(self) -> Any:
+        """The wire JSON (``UserFilterNode``): a leaf dict, a balanced branch dict or ``"all"``."""
+        return _compile(self)
+
+    def tables(self) -> frozenset[str]:
+        """The wire tables this node reads."""
+        raise NotImplementedError
+
+    def __and__(self, other: Filter) -> Filter:
+        if not isinstance(other, Filter):
+            return NotImplemented
+        return all_of(self, other)
+
+    def __or__(self, other: Filter) -> Filter:
+        if not isinstance(other, Filter):
+            return NotImplemented
+        return any_of(self, other)
+
+    def __invert__(self) -> Filter:
+        return _negate(self)
+
+    def __bool__(self) -> bool:
+        raise TypeError(
+            "a filter has no truth value: combine filters with & (and), | (or), ~ (not) instead of "
+            "and/or/not, and wrap each comparison in parentheses: (F.latency > 5) & (U.cost < 1)"
+        )
+
+    def __str__(self) -> str:
+        from helicone_users._filter_text import format_text
+
+        return format_text(self)
+
+    def __repr__(self) -> str:
+        from helicone_users._filter_text import format_python
+
+        return format_python(self)
+
+
+@attrs.frozen(repr=False, cache_hash=True)
+class Leaf(Filter):
+    """One comparison: ``column operator value`` on one table (``key`` for map columns)."""
+
+    table: str
+    column: str
+    operator: str
+    value: Value
+    key: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The column kind: text, number, timestamp, boolean or score."""
+        return column_kind(self.table, self.column)
+
+    @property
+    def name(self) -> str:
+        """The text-form name of the column."""
+        return field_name(self.table, self.column, self.key)
+
+    def tables(self) -> frozenset[str]:
+        return frozenset((self.table,))
+
+    def wire_value(self) -> Any:
+        """The value as JSON: timestamps as ISO strings, scores as strings (text operators)."""
+        if isinstance(self.value, datetime):
+            return format_timestamp(self.value)
+        if self.column == "scores":
+            return str(self.value)
+        return self.value
+
+    def wire(self) -> dict[str, Any]:
+        """This leaf as a wire leaf dict."""
+        ops = {self.operator: self.wire_value()}
+        cell: dict[str, Any] = ops if self.key is None else {self.key: ops}
+        return {self.table: {self.column: cell}}
+
+
+def _union_tables(children: tuple[Filter, ...]) -> frozenset[str]:
+    return frozenset().union(*(child.tables() for child in children))
+
+
+@attrs.frozen(repr=False, cache_hash=True)
+class And(Filter):
+    """All of two or more nodes (never nested And, never ALL)."""
+
+    children: tuple[Filter, ...]
+    _tables: frozenset[str] = attrs.field(init=False, eq=False)
+
+    @_tables.default
+    def _tables_default(self) -> frozenset[str]:
+        return _union_tables(self.children)
+
+    def tables(self) -> frozenset[str]:
+        return self._tables
+
+
+@attrs.frozen(repr=False, cache_hash=True)
+class Or(Filter):
+    """Any of two or more nodes (never nested Or, never ALL)."""
+
+    children: tuple[Filter, ...]
+    _tables: frozenset[str] = attrs.field(init=False, eq=False)
+
+    @_tables.default
+    def _tables_default(self) -> frozenset[str]:
+        return _union_tables(self.children)
+
+    def tables(self) -> frozenset[str]:
+        return self._tables
+
+
+@attrs.frozen(repr=False)
+class _All(Filter):
+    """Every request: the wire's ``"all"``."""
+
+    def tables(self) -> frozenset[str]:
+        return frozenset()
+
+
+ALL: Final[Filter] = _All()
+
+
+def _require_filter(node: object, where: str) -> Filter:
+    if isinstance(node, Filter):
+        return node
+    raise FilterError(
+        f"{where} takes filter nodes, got {type(node).__name__} {node!r}; "
+        "build them from F, U or ALL, or read them with from_json()/parse()"
+    )
+
+
+def all_of(*nodes: Filter) -> Filter:
+    """The conjunction of ``nodes``: flattened, without ``ALL``; ``all_of()`` is ``ALL``."""
+    parts: list[Filter] = []
+    for node in nodes:
+        node = _require_filter(node, "all_of()")
+        if isinstance(node, And):
+            parts.extend(node.children)
+        elif not isinstance(node, _All):
+            parts.append(node)
+    if not parts:
+        return ALL
+    return parts[0] if len(parts) == 1 else And(tuple(parts))
+
+
+def any_of(*nodes: Filter) -> Filter:
+    """The disjunction of ``nodes``: flattened, ``ALL`` if any is ``ALL``; no cross-table or."""
+    return _any_of(nodes, check=True)
+
+
+def _any_of(nodes: Iterable[Filter], *, check: bool) -> Filter:
+    parts: list[Filter] = []
+    everything = False
+    for node in nodes:
+        node = _require_filter(node, "any_of()")
+        if isinstance(node, Or):
+            parts.extend(node.children)
+        elif isinstance(node, _All):
+            everything = True
+        else:
+            parts.append(node)
+    if everything:
+        return ALL
+    if not parts:
+        raise FilterError("any_of() needs at least one node: the wire has no 'nothing' filter")
+    if len(parts) == 1:
+        return parts[0]
+    node = Or(tuple(parts))
+    if check and {RMT, USERS} <= node.tables():
+        raise FilterError(_CROSS_TABLE_OR.format(node=node))
+    return node
+
+
+_CROSS_TABLE_OR: Final = (
+    "`or` between request fields (F) and user aggregates (U) is refused: the hosted server "
+    "compiles the tree twice (rows, then users) and each pass turns the other table's side into "
+    "true, so this `or` filters nothing. Run one query per side, or use & instead. Filter: {node}"
+)
+
+
+# --- Negation ------------------------------------------------------------------------------------
+
+_COMPLEMENT: Final[Mapping[str, str]] = {
+    "equals": "not-equals",
+    "not-equals": "equals",
+    "contains": "not-contains",
+    "not-contains": "contains",
+    "gt": "lte",
+    "lte": "gt",
+    "gte": "lt",
+    "lt": "gte",
+}
+
+
+def _negate(node: Filter) -> Filter:
+    if isinstance(node, Leaf):
+        return _negate_leaf(node)
+    if isinstance(node, And):
+        return any_of(*(_negate(child) for child in node.children))
+    if isinstance(node, Or):
+        return all_of(*(_negate(child) for child in node.children))
+    raise FilterError("~ALL would match nothing, and the wire has no 'nothing' filter")
+
+
+def _negate_leaf(leaf: Leaf) -> Filter:
+    kind = leaf.kind
+    if kind == SCORE:
+        raise FilterError(
+            f"cannot negate {leaf}: a score leaf also requires the key to exist, and the wire "
+            "cannot say 'key missing', so no filter matches exactly the other requests",
+            field=leaf.name,
+        )
+    if kind == BOOLEAN:
+        return attrs.evolve(leaf, value=not leaf.value)
+    if kind == TIMESTAMP and leaf.operator == "equals":
+        return Or((attrs.evolve(leaf, operator="lt"), attrs.evolve(leaf, operator="gt")))
+    if kind == TEXT and leaf.key is None and leaf.value == "__empty__":
+        # equals "__empty__" is the server's empty(col) test; not-equals compares the literal.
+        if leaf.operator == "equals":
+            return attrs.evolve(leaf, operator="not-equals", value="")
+        raise FilterError(f"cannot negate {leaf}: the wire has no literal test for '__empty__'")
+    complement = _COMPLEMENT.get(leaf.operator)
+    if complement is None:
+        raise FilterError(
+            f"cannot negate {leaf}: {leaf.operator} has no complement on the wire "
+            "(there is no not-like / not-ilike); rewrite with contains/not-contains if possible",
+            field=leaf.name,
+        )
+    return attrs.evolve(leaf, operator=complement)
+
+
+# --- Compile -------------------------------------------------------------------------------------
+
+
+def _compile(node: Filter) -> Any:
+    if isinstance(node, Leaf):
+        return node.wire()
+    if isinstance(node, (And, Or)):
+        operator = "and" if isinstance(node, And) else "or"
+        return _balanced([_compile(child) for child in node.children], operator)
+    return "all"
+
+
+def _balanced(items: list[Any], operator: str) -> Any:
+    """Pairwise reduction: in-order, deterministic, depth ceil(log2(n)), no recursion."""
+    level = items
+    while len(level) > 1:
+        paired = [
+            {"left": level[i], "operator": operator, "right": level[i + 1]}
+            for i in range(0, len(level) - 1, 2)
+        ]
+        if len(level) % 2:
+            paired.append(level[-1])
+        level = paired
+    return level[0]
+
+
+# --- Read wire JSON ------------------------------------------------------------------------------
+
+_Path = tuple[Any, str]  # (parent path or None, part): shared prefixes keep deep trees cheap
+
+_LEGACY_COLUMNS: Final = frozenset(name.removeprefix("user_") for name in USER_COLUMNS)
+
+
+def _render(path: _Path | None) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    return ".".join(reversed(parts))
+
+
+def from_json(obj: Any, *, strict: bool = True) -> Filter:
+    """Read a wire ``UserFilterNode`` back into nodes.
+
+    Multi-table, multi-column and multi-operator leaves become the AND of their parts; the legacy
+    ``user_metrics`` table maps onto ``users_view``; empty leaves mean ``ALL``. With
+    ``strict=False`` the server traps (a cross-table ``or``, Int32 overflow) are read as written
+    instead of refused or warned about. Invalid shapes raise FilterError naming the path.
+    """
+    return _read(obj, (None, "filter"), strict)
+
+
+def _read(obj: Any, path: _Path, strict: bool) -> Filter:
+    if isinstance(obj, str):
+        if obj == "all":
+            return ALL
+        raise FilterError(f"{_render(path)}: expected 'all', a leaf or a branch, got {obj!r}")
+    if not isinstance(obj, Mapping):
+        raise FilterError(f"{_render(path)}: expected an object or 'all', got {type(obj).__name__}")
+    if _is_branch(obj):
+        return _read_branch(obj, path, strict)
+    return _read_leaf(obj, path, strict)
+
+
+def _is_branch(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and any(k in obj for k in ("left", "right", "operator"))
+
+
+def _branch_operator(obj: Mapping[str, Any], path: _Path) -> str:
+    missing = [k for k in ("left", "operator", "right") if k not in obj]
+    extra = sorted(set(obj) - {"left", "operator", "right"})
+    if missing or extra:
+        raise FilterError(
+            f"{_render(path)}: a branch has exactly left, operator, right "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    operator = obj["operator"]
+    if operator not in ("and", "or"):
+        raise FilterError(
+            f"{_render((path, 'operator'))}: expected 'and' or 'or', got {operator!r}"
+        )
+    return str(operator)
+
+
+def _read_branch(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
+    operator = _branch_operator(obj, path)
+    operands: list[tuple[Any, _Path]] = []
+    # A same-operator chain is read iteratively, so right-nested chains of any length are safe.
+    stack: list[tuple[Any, _Path]] = [(obj, path)]
+    while stack:
+        node, where = stack.pop()
+        if _is_branch(node) and _branch_operator(node, where) == operator:
+            stack.append((node["right"], (where, "right")))
+            stack.append((node["left"], (where, "left")))
+        else:
+            operands.append((node, where))
+    children = [_read(node, where, strict) for node, where in operands]
+    return all_of(*children) if operator == "and" else _any_of(children, check=strict)
+
+
+def _read_leaf(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
+    parts: list[Filter] = []
+    for table, columns in obj.items():
+        where = (path, str(table))
+        if table not in (RMT, USERS, LEGACY_USERS):
+            raise FilterError(
+                f"{_render(where)}: unknown table {table!r}; expected {RMT!r} or {USERS!r}"
+            )
+        if not isinstance(columns, Mapping):
+            raise FilterError(f"{_render(where)}: expected an object of columns")
+        for column, cell in columns.items():
+            parts.extend(_read_column(str(table), str(column), cell, (where, str(column)), strict))
+    return all_of(*parts)
+
+
+def _read_column(table: str, column: str, cell: Any, path: _Path, strict: bool) -> list[Leaf]:
+    if table == LEGACY_USERS:
+        if column not in _LEGACY_COLUMNS:
+            raise FilterError(f"{_render(path)}: unknown user_metrics column {column!r}")
+        table, column = USERS, "user_" + column
+    if not isinstance(cell, Mapping):
+        raise FilterError(f"{_render(path)}: expected an object of operators")
+    if table == RMT and column in _UNSUPPORTED_COLUMNS:
+        raise FilterError(f"{_render(path)}: {_UNSUPPORTED_COLUMNS[column]}", field=column)
+    if table == RMT and column in MAP_COLUMNS:
+        leaves: list[Leaf] = []
+        for key, ops in cell.items():
+            leaves.extend(_read_ops(table, column, str(key), ops, (path, str(key)), strict))
+        return leaves
+    try:
+        column_kind(table, column)
+    except FilterError as exc:
+        raise FilterError(f"{_render(path)}: {exc}", field=column) from None
+    return _read_ops(table, column, None, cell, path, strict)
+
+
+def _read_ops(
+    table: str, column: str, key: str | None, ops: Any, path: _Path, strict: bool
+) -> list[Leaf]:
+    if not isinstance(ops, Mapping) or not ops:
+        raise FilterError(
+            f"{_render(path)}: expected a non-empty object of operators "
+            "(the server fails on an empty one)"
+        )
+    leaves = []
+    for operator, value in ops.items():
+        if column == "scores" and isinstance(value, str):
+            value = _score_from_wire(value, (path, str(operator)))
+        try:
+            leaves.append(make_leaf(table, column, str(operator), value, key, warn=strict))
+        except FilterError as exc:
+            where = _render((path, str(operator)))
+            raise FilterError(f"{where}: {exc}", field=exc.field) from None
+    return leaves
+
+
+def _score_from_wire(value: str, path: _Path) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise FilterError(f"{_render(path)}: scores are integers, got {value!r}") from None
+
+
+# --- Entry points --------------------------------------------------------------------------------
+
+FilterLike = Filter | Mapping[str, Any] | str
+
+
+def parse(text: str) -> Filter:
+    """Read the text form: ``model contains "gpt" and (latency > 500 or user.cost >= 2)``."""
+    from helicone_users._filter_text import parse_text
+
+    return parse_text(text)
+
+
+def coerce(value: FilterLike) -> Filter:
+    """A Filter from a Filter, wire JSON (a dict or ``"all"``) or the text form."""
+    if isinstance(value, Filter):
+        return value
+    if isinstance(value, str):
+        return ALL if value.strip() == "all" else parse(value)
+    if isinstance(value, Mapping):
+        return from_json(value)
+    raise FilterError(
+        f"expected a Filter, wire JSON or filter text, got {type(value).__name__} {value!r}"
+    )
+
+
+# --- Fields --------------------------------------------------------------------------------------
+
+
+class _Field:
+    """A column handle: its methods build leaves; only the kind's operators exist."""
+
+    __slots__ = ("_column", "_key", "_table")
+    kind: ClassVar[str] = ""
+    __hash__ = None  # type: ignore[assignment]  # == builds a leaf, so fields cannot be keys
+
+    def __init__(self, table: str, column: str, key: str | None = None) -> None:
+        self._table = table
+        self._column = column
+        self._key = key
+
+    def _leaf(self, operator: str, value: object) -> Leaf:
+        return make_leaf(self._table, self._column, operator, value, self._key)
+
+    @property
+    def name(self) -> str:
+        """The field's name in the text form (``model``, ``user.cost``, ``properties.env``)."""
+        return field_name(self._table, self._column, self._key)
+
+    def __repr__(self) -> str:
+        from helicone_users._filter_text import python_field
+
+        return python_field(self._table, self._column, self._key)
+
+    def __bool__(self) -> bool:
+        raise TypeError(f"{self!r} is a field, not a filter: compare it, e.g. {self!r} == value")
+
+    def _unsupported(self, operator: str, *_: object) -> NoReturn:
+        raise FilterError(
+            f"{self.name} is a {self.kind} field and has no {operator!r} operator; "
+            f"the API allows: {', '.join(OPERATORS[self.kind])}",
+            field=self.name,
+        )
+
+    if not TYPE_CHECKING:  # runtime guidance; mypy sees only the kind's own operators
+
+        def __eq__(self, other):
+            self._unsupported("==")
+
+        def __ne__(self, other):
+            self._unsupported("!=")
+
+        def __lt__(self, other):
+            self._unsupported("<")
+
+        def __le__(self, other):
+            self._unsupported("<=")
+
+        def __gt__(self, other):
+            self._unsupported(">")
+
+        def __ge__(self, other):
+            self._unsupported(">=")
+
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            self._unsupported(name)
+
+
+class TextField(_Field):
+    """A text column: equals, not_equals, like, ilike, contains, not_contains, ==, !=."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = TEXT
+
+    def equals(self, value: str) -> Leaf:
+        """Equal to ``value`` (``"null"`` tests IS NULL and ``"__empty__"`` empty on the server)."""
+        return self._leaf("equals", value)
+
+    def not_equals(self, value: str) -> Leaf:
+        """Different from ``value``."""
+        return self._leaf("not-equals", value)
+
+    def like(self, pattern: str) -> Leaf:
+        """SQL LIKE, case-sensitive; write the ``%`` and ``_`` wildcards yourself."""
+        return self._leaf("like", pattern)
+
+    def ilike(self, pattern: str) -> Leaf:
+        """SQL ILIKE, case-insensitive; write the ``%`` and ``_`` wildcards yourself."""
+        return self._leaf("ilike", pattern)
+
+    def contains(self, value: str) -> Leaf:
+        """Case-insensitive substring; ``%`` and ``_`` inside ``value`` act as wildcards."""
+        return self._leaf("contains", value)
+
+    def not_contains(self, value: str) -> Leaf:
+        """Not a case-insensitive substring (``%`` and ``_`` act as wildcards)."""
+        return self._leaf("not-contains", value)
+
+    def __eq__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.equals(other)  # type: ignore[arg-type]  # validated at runtime
+
+    def __ne__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.not_equals(other)  # type: ignore[arg-type]
+
+
+class _Ordered(_Field):
+    """Shared ordering operators for numbers, timestamps and scores."""
+
+    __slots__ = ()
+
+    def gt(self, value: Any) -> Leaf:
+        """Greater than ``value``."""
+        return self._leaf("gt", value)
+
+    def gte(self, value: Any) -> Leaf:
+        """Greater than or equal to ``value``."""
+        return self._leaf("gte", value)
+
+    def lt(self, value: Any) -> Leaf:
+        """Less than ``value``."""
+        return self._leaf("lt", value)
+
+    def lte(self, value: Any) -> Leaf:
+        """Less than or equal to ``value``."""
+        return self._leaf("lte", value)
+
+    def equals(self, value: Any) -> Leaf:
+        """Equal to ``value``."""
+        return self._leaf("equals", value)
+
+    def between(self, low: Any, high: Any) -> Filter:
+        """``low <= field <= high``, both ends included."""
+        lo, hi = self.gte(low), self.lte(high)
+        if _ordered_value(lo) > _ordered_value(hi):
+            raise FilterError(f"{self.name}.between({low!r}, {high!r}): low is above high")
+        return lo & hi
+
+    def __gt__(self, other: Any) -> Leaf:
+        return self.gt(other)
+
+    def __ge__(self, other: Any) -> Leaf:
+        return self.gte(other)
+
+    def __lt__(self, other: Any) -> Leaf:
+        return self.lt(other)
+
+    def __le__(self, other: Any) -> Leaf:
+        return self.lte(other)
+
+    def __eq__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.equals(other)
+
+
+def _ordered_value(leaf: Leaf) -> float:
+    value = leaf.value
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+class NumberField(_Ordered):
+    """A number column: ==, !=, >, >=, <, <= (eq, ne, gt, gte, lt, lte) and between()."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = NUMBER
+
+    def not_equals(self, value: float) -> Leaf:
+        """Different from ``value``."""
+        return self._leaf("not-equals", value)
+
+    def eq(self, value: float) -> Leaf:
+        """Equal to ``value``."""
+        return self.equals(value)
+
+    def ne(self, value: float) -> Leaf:
+        """Different from ``value``."""
+        return self.not_equals(value)
+
+    def __ne__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.not_equals(other)  # type: ignore[arg-type]
+
+
+class ScoreField(NumberField):
+    """One key of the integer ``scores`` map; matches only requests that have the key."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = SCORE
+
+
+class TimestampField(_Ordered):
+    """A timestamp column: equals, gt, gte, lt, lte, the comparisons and between().
+
+    Values are aware datetimes or ISO-8601 strings with an offset; they are kept at millisecond
+    precision. The hosted server compares at whole seconds, so ``equals`` rarely matches there.
+    """
+
+    __slots__ = ()
+    kind: ClassVar[str] = TIMESTAMP
+
+
+class BooleanField(_Field):
+    """A boolean column: is_true(), is_false(), equals(bool), ==, !=."""
+
+    __slots__ = ()
+    kind: ClassVar[str] = BOOLEAN
+
+    def equals(self, value: bool) -> Leaf:
+        """Equal to ``value``."""
+        return self._leaf("equals", value)
+
+    def is_true(self) -> Leaf:
+        """The flag is set."""
+        return self.equals(True)
+
+    def is_false(self) -> Leaf:
+        """The flag is not set."""
+        return self.equals(False)
+
+    def __eq__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.equals(other)  # type: ignore[arg-type]
+
+    def __ne__(self, other: object) -> Leaf:  # type: ignore[override]
+        if not isinstance(other, bool):
+            raise _value_error(self.name, "True or False", other)
+        return self.equals(not other)
+
+
+class _MapField:
+    """A map column: index it by key (``F.properties["env"]``)."""
+
+    __slots__ = ("_column", "_field")
+
+    def __init__(self, column: str, field: type[_Field]) -> None:
+        self._column = column
+        self._field = field
+
+    def _get(self, key: str) -> Any:
+        if not isinstance(key, str) or not key:
+            raise FilterError(f"{self._column}[...] needs a non-empty string key, got {key!r}")
+        return self._field(RMT, self._column, key)
+
+    def __repr__(self) -> str:
+        return f"F.{self._column}"
+
+
+class _PropertyMap(_MapField):
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> TextField:
+        field: TextField = self._get(key)
+        return field
+
+
+class _ScoreMap(_MapField):
+    __slots__ = ()
+
+    def __getitem__(self, key: str) -> ScoreField:
+        field: ScoreField = self._get(key)
+        return field
+
+
+def _suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+class _Namespace:
+    __slots__ = ()
+    _label: ClassVar[str] = ""
+
+    def _names(self) -> list[str]:
+        return [n for n in dir(type(self)) if not n.startswith("_")]
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name):
+            if name.startswith("_"):
+                raise AttributeError(name)
+            raise FilterError(
+                f"{self._label} has no field {name!r}{_suggest(name, self._names())}", field=name
+            )
+
+    def __dir__(self) -> list[str]:
+        return self._names()
+
+    def __repr__(self) -> str:
+        return self._label
+
+
+class RequestFields(_Namespace):
+    """Per-request columns (``request_response_rmt``); the public instance is ``F``."""
+
+    __slots__ = ()
+    _label: ClassVar[str] = "F"
+
+    country_code: Final = TextField(RMT, "country_code")
+    latency: Final = NumberField(RMT, "latency")
+    cost: Final = NumberField(RMT, "cost")
+    provider: Final = TextField(RMT, "provider")
+    time_to_first_token: Final = NumberField(RMT, "time_to_first_token")
+    status: Final = NumberField(RMT, "status")
+    request_created_at: Final = TimestampField(RMT, "request_created_at")
+    response_created_at: Final = TimestampField(RMT, "response_created_at")
+    model: Final = TextField(RMT, "model")
+    user_id: Final = TextField(RMT, "user_id")
+    organization_id: Final = TextField(RMT, "organization_id")
+    node_id: Final = TextField(RMT, "node_id")
+    job_id: Final = TextField(RMT, "job_id")
+    threat: Final = BooleanField(RMT, "threat")
+    request_id: Final = TextField(RMT, "request_id")
+    prompt_tokens: Final = NumberField(RMT, "prompt_tokens")
+    completion_tokens: Final = NumberField(RMT, "completion_tokens")
+    prompt_cache_read_tokens: Final = NumberField(RMT, "prompt_cache_read_tokens")
+    prompt_cache_write_tokens: Final = NumberField(RMT, "prompt_cache_write_tokens")
+    total_tokens: Final = NumberField(RMT, "total_tokens")
+    target_url: Final = TextField(RMT, "target_url")
+    scores_column: Final = TextField(RMT, "scores_column")
+    request_body: Final = TextField(RMT, "request_body")
+    response_body: Final = TextField(RMT, "response_body")
+    cache_enabled: Final = BooleanField(RMT, "cache_enabled")
+    cache_reference_id: Final = TextField(RMT, "cache_reference_id")
+    cached: Final = BooleanField(RMT, "cached")
+    assets: Final = TextField(RMT, "assets")
+    helicone_score_feedback: Final = BooleanField(RMT, "helicone-score-feedback")
+    prompt_id: Final = TextField(RMT, "prompt_id")
+    prompt_version: Final = TextField(RMT, "prompt_version")
+    request_referrer: Final = TextField(RMT, "request_referrer")
+    is_passthrough_billing: Final = BooleanField(RMT, "is_passthrough_billing")
+    properties: Final = _PropertyMap("properties", TextField)
+    scores: Final = _ScoreMap("scores", ScoreField)
+
+    @property
+    def search_properties(self) -> NoReturn:
+        """Refused: see the message."""
+        raise FilterError(_UNSUPPORTED_COLUMNS["search_properties"], field="search_properties")
+
+    @property
+    def property_key(self) -> NoReturn:
+        """Refused: see the message."""
+        raise FilterError(_UNSUPPORTED_COLUMNS["property_key"], field="property_key")
+
+
+class UserFields(_Namespace):
+    """Per-user aggregates (``users_view``) without the ``user_`` prefix; the instance is ``U``."""
+
+    __slots__ = ()
+    _label: ClassVar[str] = "U"
+
+    user_id: Final = TextField(USERS, "user_user_id")
+    active_for: Final = NumberField(USERS, "user_active_for")
+    first_active: Final = TimestampField(USERS, "user_first_active")
+    last_active: Final = TimestampField(USERS, "user_last_active")
+    total_requests: Final = NumberField(USERS, "user_total_requests")
+    average_requests_per_day_active: Final = NumberField(
+        USERS, "user_average_requests_per_day_active"
+    )
+    average_tokens_per_request: Final = NumberField(USERS, "user_average_tokens_per_request")
+    total_completion_tokens: Final = NumberField(USERS, "user_total_completion_tokens")
+    total_prompt_tokens: Final = NumberField(USERS, "user_total_prompt_tokens")
+    cost: Final = NumberField(USERS, "user_cost")
+
+
+F: Final = RequestFields()
+U: Final = UserFields()
