@@ -1,6 +1,11 @@
-"""The filter text form (``str(node)`` / ``parse(text)``) and the Python form (``repr(node)``).
+"""The filter DSL's column catalog and values, its text form and its wire reader.
 
-Grammar (keywords are case-insensitive, field names are not)::
+The column catalog says which columns each wire table has and of which kind; values are checked
+here for every path that builds a leaf. The text form is ``str(node)`` / ``parse(text)``, the
+Python form ``repr(node)``; ``read_json`` reads wire JSON back.
+
+Text grammar (keywords are case-insensitive, field names are not)::
+
 
     expr       := and_expr ("or" and_expr)*
     and_expr   := unary ("and" unary)*
@@ -13,41 +18,264 @@ Grammar (keywords are case-insensitive, field names are not)::
 
 from __future__ import annotations
 
+import difflib
 import json
+import math
 import re
-from collections.abc import Callable
-from datetime import datetime
-from typing import Any, Final, NamedTuple
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
-from helicone_users._errors import FilterError
-from helicone_users.filters import (
-    ALL,
-    BOOLEAN,
-    MAP_COLUMNS,
-    NUMBER,
-    OPERATORS,
-    REQUEST_COLUMNS,
-    RMT,
-    SCORE,
-    TEXT,
-    TIMESTAMP,
-    USER_COLUMNS,
-    USERS,
-    And,
-    Filter,
-    Leaf,
-    Or,
-    all_of,
-    any_of,
-    column_kind,
-    field_name,
-    format_timestamp,
-    make_leaf,
-    parse_timestamp,
+from helicone_users._config import INT32_MAX, INT32_MIN, NANO_USD_PER_USD
+from helicone_users._errors import FilterError, HeliconeWarning
+
+if TYPE_CHECKING:
+    from helicone_users.filters import Filter, Leaf
+
+RMT: Final = "request_response_rmt"
+USERS: Final = "users_view"
+LEGACY_USERS: Final = "user_metrics"
+
+TEXT: Final = "text"
+NUMBER: Final = "number"
+TIMESTAMP: Final = "timestamp"
+BOOLEAN: Final = "boolean"
+SCORE: Final = "score"
+
+#: Wire operators per column kind. Scores are text operators on the wire, but the column is an
+#: integer map, so only equality and ordering make sense (patterns fail in the database).
+OPERATORS: Final[Mapping[str, tuple[str, ...]]] = {
+    TEXT: ("equals", "not-equals", "like", "ilike", "contains", "not-contains"),
+    NUMBER: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
+    TIMESTAMP: ("equals", "gt", "gte", "lt", "lte"),
+    BOOLEAN: ("equals",),
+    SCORE: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
+}
+
+#: Every plain ``request_response_rmt`` column and its kind (maps are handled apart).
+REQUEST_COLUMNS: Final[Mapping[str, str]] = {
+    "country_code": TEXT,
+    "latency": NUMBER,
+    "cost": NUMBER,
+    "provider": TEXT,
+    "time_to_first_token": NUMBER,
+    "status": NUMBER,
+    "request_created_at": TIMESTAMP,
+    "response_created_at": TIMESTAMP,
+    "model": TEXT,
+    "user_id": TEXT,
+    "organization_id": TEXT,
+    "node_id": TEXT,
+    "job_id": TEXT,
+    "threat": BOOLEAN,
+    "request_id": TEXT,
+    "prompt_tokens": NUMBER,
+    "completion_tokens": NUMBER,
+    "prompt_cache_read_tokens": NUMBER,
+    "prompt_cache_write_tokens": NUMBER,
+    "total_tokens": NUMBER,
+    "target_url": TEXT,
+    "scores_column": TEXT,
+    "request_body": TEXT,
+    "response_body": TEXT,
+    "cache_enabled": BOOLEAN,
+    "cache_reference_id": TEXT,
+    "cached": BOOLEAN,
+    "assets": TEXT,
+    "helicone-score-feedback": BOOLEAN,
+    "prompt_id": TEXT,
+    "prompt_version": TEXT,
+    "request_referrer": TEXT,
+    "is_passthrough_billing": BOOLEAN,
+}
+MAP_COLUMNS: Final[Mapping[str, str]] = {"properties": TEXT, "scores": SCORE}
+
+#: Every ``users_view`` column (wire names, with the ``user_`` prefix) and its kind.
+USER_COLUMNS: Final[Mapping[str, str]] = {
+    "user_user_id": TEXT,
+    "user_active_for": NUMBER,
+    "user_first_active": TIMESTAMP,
+    "user_last_active": TIMESTAMP,
+    "user_total_requests": NUMBER,
+    "user_average_requests_per_day_active": NUMBER,
+    "user_average_tokens_per_request": NUMBER,
+    "user_total_completion_tokens": NUMBER,
+    "user_total_prompt_tokens": NUMBER,
+    "user_cost": NUMBER,
+}
+
+UNSUPPORTED_COLUMNS: Final[Mapping[str, str]] = {
+    "search_properties": (
+        "search_properties compiles to a bare `key` column that exists only in property-search "
+        "queries, so user-metrics queries fail in the database; use F.properties[key] instead"
+    ),
+    "property_key": (
+        "property_key has no known compiler mapping, so the server's meaning is unknown; "
+        "test a property's value with F.properties[key] instead"
+    ),
+}
+
+_DATETIME_RE: Final = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
+    r"([Zz]|[+-]\d{2}:?\d{2})?"
 )
-from helicone_users.filters import (
-    _suggest as suggest,
-)
+_SIMPLE_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+Value = str | int | float | bool | datetime
+
+
+# --- Columns -------------------------------------------------------------------------------------
+
+
+def column_kind(table: str, column: str) -> str:
+    """The kind of a wire column (``text``, ``number``, ``timestamp``, ``boolean``, ``score``)."""
+    if table == RMT:
+        kind = REQUEST_COLUMNS.get(column) or MAP_COLUMNS.get(column)
+    elif table == USERS:
+        kind = USER_COLUMNS.get(column)
+    else:
+        raise FilterError(f"unknown table {table!r}; expected {RMT!r} or {USERS!r}")
+    if kind is None:
+        raise FilterError(f"unknown column {column!r} in {table}", field=column)
+    return kind
+
+
+def field_name(table: str, column: str, key: str | None = None) -> str:
+    """The text-form name of a column: ``model``, ``user.cost``, ``properties.env``."""
+    if table == USERS:
+        return "user." + column.removeprefix("user_")
+    if key is None:
+        return column
+    return f"{column}.{key if _SIMPLE_KEY_RE.fullmatch(key) else _quote(key)}"
+
+
+def _quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+# --- Values --------------------------------------------------------------------------------------
+
+
+def parse_timestamp(text: str, *, name: str = "timestamp") -> datetime:
+    """An ISO-8601 date-time with an offset, as an aware UTC datetime at millisecond precision."""
+    match = _DATETIME_RE.fullmatch(text.strip())
+    if match is None:
+        raise FilterError(
+            f"{name}: {text!r} is not an ISO-8601 date-time such as 2024-05-01T12:00:00Z",
+            field=name,
+        )
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    if offset is None:
+        raise FilterError(
+            f"{name}: {text!r} has no UTC offset; add 'Z' or '+HH:MM' to make it one instant",
+            field=name,
+        )
+    tz = timezone.utc
+    if offset not in ("Z", "z"):
+        sign = -1 if offset[0] == "-" else 1
+        digits = offset[1:].replace(":", "")
+        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    try:
+        value = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
+        )
+    except ValueError as exc:
+        raise FilterError(
+            f"{name}: {text!r} is not a valid date-time ({exc})", field=name
+        ) from None
+    return _to_millis(value)
+
+
+def _to_millis(value: datetime) -> datetime:
+    # The server compares at millisecond precision at best, so finer digits carry no meaning.
+    value = value.astimezone(timezone.utc)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def format_timestamp(value: datetime) -> str:
+    """``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` in UTC."""
+    value = value.astimezone(timezone.utc)
+    text = (
+        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
+        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
+    )
+    if value.microsecond:
+        text += f".{value.microsecond // 1000:03d}"
+    return text + "Z"
+
+
+def check_value(kind: str, value: object, name: str) -> Value:
+    """The value, validated for a column kind, or a FilterError naming the field."""
+    if kind == TEXT:
+        if isinstance(value, str):
+            return value
+        raise value_error(name, "a string", value)
+    if kind in (NUMBER, SCORE):
+        return _check_number(kind, value, name)
+    if kind == TIMESTAMP:
+        return _check_timestamp(value, name)
+    if isinstance(value, bool):
+        return value
+    raise value_error(name, "True or False", value)
+
+
+def _check_number(kind: str, value: object, name: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        wanted = "an integer" if kind == SCORE else "a number"
+        raise value_error(name, wanted, value)
+    if not math.isfinite(value):
+        raise FilterError(
+            f"{name}: {value!r} cannot be sent; JSON has no NaN or infinity", field=name
+        )
+    if kind == SCORE:
+        if not float(value).is_integer():
+            raise value_error(name, "an integer (scores are stored as integers)", value)
+        return int(value)
+    return value
+
+
+def _check_timestamp(value: object, name: str) -> datetime:
+    if isinstance(value, str):
+        return parse_timestamp(value, name=name)
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise FilterError(
+                f"{name}: naive datetime {value.isoformat()} refused; pass an aware one such as "
+                "datetime(2024, 5, 1, tzinfo=timezone.utc) or an ISO string ending in Z",
+                field=name,
+            )
+        return _to_millis(value)
+    raise value_error(name, "an aware datetime or an ISO-8601 string", value)
+
+
+def value_error(name: str, wanted: str, value: object) -> FilterError:
+    return FilterError(f"{name} needs {wanted}, got {type(value).__name__} {value!r}", field=name)
+
+
+def warn_int32(table: str, column: str, value: int | float, name: str) -> None:
+    """Warn when the hosted server would bind a whole number outside Int32."""
+    bound: float = value
+    if table == RMT and column == "cost":
+        bound = math.floor(value * NANO_USD_PER_USD)
+    elif not float(value).is_integer():
+        return  # fractions are bound as Float64, which holds them
+    if INT32_MIN <= bound <= INT32_MAX:
+        return
+    detail = " (cost is sent as nano-USD, so only |cost| < $2.147 fits)" if column == "cost" else ""
+    warnings.warn(
+        f"{name} {value!r}: the hosted server binds whole numbers as Int32{detail}; this value is "
+        "outside ±2,147,483,647 and the query may fail or compare a wrapped value",
+        HeliconeWarning,
+        stacklevel=4,
+    )
+
+
+def suggest(name: str, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(choices), n=3)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
 
 _SYMBOLS: Final = {
     "equals": "=",
@@ -101,19 +329,19 @@ def format_text(node: Filter) -> str:
 
 
 def format_python(node: Filter) -> str:
-    """Python DSL source that evaluates (with F, U, ALL in scope) to an equal node."""
+    """Python DSL source that evaluates (with F, U, nodes.ALL in scope) to an equal node."""
     return _format(node, _leaf_python, " & ", " | ", "ALL")
 
 
 def _format(node: Filter, leaf: Callable[[Leaf], str], and_: str, or_: str, everything: str) -> str:
-    if isinstance(node, Leaf):
+    if isinstance(node, nodes.Leaf):
         return leaf(node)
-    if isinstance(node, (And, Or)):
-        joiner = and_ if isinstance(node, And) else or_
+    if isinstance(node, (nodes.And, nodes.Or)):
+        joiner = and_ if isinstance(node, nodes.And) else or_
         # Parentheses around every nested group: And inside Or needs none, but reads better.
         return joiner.join(
             f"({_format(child, leaf, and_, or_, everything)})"
-            if isinstance(child, (And, Or))
+            if isinstance(child, (nodes.And, nodes.Or))
             else _format(child, leaf, and_, or_, everything)
             for child in node.children
         )
@@ -247,7 +475,7 @@ class _Parser:
         while self.keyword("or"):
             parts.append(self.and_expr())
         try:
-            return any_of(*parts)
+            return nodes.any_of(*parts)
         except FilterError as exc:
             raise _error(self.text, start.pos, str(exc).split(" Filter: ")[0]) from None
 
@@ -255,7 +483,7 @@ class _Parser:
         parts = [self.unary()]
         while self.keyword("and"):
             parts.append(self.unary())
-        return all_of(*parts)
+        return nodes.all_of(*parts)
 
     def unary(self) -> Filter:
         token = self.peek()
@@ -273,7 +501,7 @@ class _Parser:
             self.advance()
             return node
         if self.keyword("all"):
-            return ALL
+            return nodes.ALL
         return self.comparison()
 
     def comparison(self) -> Filter:
@@ -293,7 +521,7 @@ class _Parser:
         if operator == "flip":
             operator, value = "equals", not value
         try:
-            return make_leaf(table, column, operator, value, key)
+            return nodes.make_leaf(table, column, operator, value, key)
         except FilterError as exc:
             raise _error(self.text, value_token.pos, str(exc)) from None
 
@@ -317,7 +545,7 @@ class _Parser:
         column = name.replace("_", "-") if name == "helicone_score_feedback" else name
         if column not in REQUEST_COLUMNS:
             try:
-                make_leaf(RMT, column, "equals", "")  # refusals of search_properties & co.
+                nodes.make_leaf(RMT, column, "equals", "")  # refusals of search_properties & co.
             except FilterError as exc:
                 message = str(exc)
                 if column not in ("search_properties", "property_key"):
@@ -383,3 +611,139 @@ class _Parser:
         except json.JSONDecodeError as exc:
             raise _error(self.text, token.pos + exc.pos, f"bad string escape ({exc.msg})") from None
         return value
+
+
+# --- Read wire JSON ------------------------------------------------------------------------------
+
+_Path = tuple[Any, str]  # (parent path or None, part): shared prefixes keep deep trees cheap
+
+_LEGACY_COLUMNS: Final = frozenset(name.removeprefix("user_") for name in USER_COLUMNS)
+
+
+def _render(path: _Path | None) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, part = path
+        parts.append(part)
+    return ".".join(reversed(parts))
+
+
+def read_json(obj: Any, *, strict: bool = True) -> Filter:
+    """Read a wire ``UserFilterNode``; see ``filters.from_json``."""
+    return _read(obj, (None, "filter"), strict)
+
+
+def _read(obj: Any, path: _Path, strict: bool) -> Filter:
+    if isinstance(obj, str):
+        if obj == "all":
+            return nodes.ALL
+        raise FilterError(f"{_render(path)}: expected 'all', a leaf or a branch, got {obj!r}")
+    if not isinstance(obj, Mapping):
+        raise FilterError(f"{_render(path)}: expected an object or 'all', got {type(obj).__name__}")
+    if _is_branch(obj):
+        return _read_branch(obj, path, strict)
+    return _read_leaf(obj, path, strict)
+
+
+def _is_branch(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and any(k in obj for k in ("left", "right", "operator"))
+
+
+def _branch_operator(obj: Mapping[str, Any], path: _Path) -> str:
+    missing = [k for k in ("left", "operator", "right") if k not in obj]
+    extra = sorted(set(obj) - {"left", "operator", "right"})
+    if missing or extra:
+        raise FilterError(
+            f"{_render(path)}: a branch has exactly left, operator, right "
+            f"(missing {missing}, unexpected {extra})"
+        )
+    operator = obj["operator"]
+    if operator not in ("and", "or"):
+        raise FilterError(
+            f"{_render((path, 'operator'))}: expected 'and' or 'or', got {operator!r}"
+        )
+    return str(operator)
+
+
+def _read_branch(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
+    operator = _branch_operator(obj, path)
+    operands: list[tuple[Any, _Path]] = []
+    # A same-operator chain is read iteratively, so right-nested chains of any length are safe.
+    stack: list[tuple[Any, _Path]] = [(obj, path)]
+    while stack:
+        node, where = stack.pop()
+        if _is_branch(node) and _branch_operator(node, where) == operator:
+            stack.append((node["right"], (where, "right")))
+            stack.append((node["left"], (where, "left")))
+        else:
+            operands.append((node, where))
+    children = [_read(node, where, strict) for node, where in operands]
+    return nodes.all_of(*children) if operator == "and" else nodes._any_of(children, check=strict)
+
+
+def _read_leaf(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
+    parts: list[Filter] = []
+    for table, columns in obj.items():
+        where = (path, str(table))
+        if table not in (RMT, USERS, LEGACY_USERS):
+            raise FilterError(
+                f"{_render(where)}: unknown table {table!r}; expected {RMT!r} or {USERS!r}"
+            )
+        if not isinstance(columns, Mapping):
+            raise FilterError(f"{_render(where)}: expected an object of columns")
+        for column, cell in columns.items():
+            parts.extend(_read_column(str(table), str(column), cell, (where, str(column)), strict))
+    return nodes.all_of(*parts)
+
+
+def _read_column(table: str, column: str, cell: Any, path: _Path, strict: bool) -> list[Leaf]:
+    if table == LEGACY_USERS:
+        if column not in _LEGACY_COLUMNS:
+            raise FilterError(f"{_render(path)}: unknown user_metrics column {column!r}")
+        table, column = USERS, "user_" + column
+    if not isinstance(cell, Mapping):
+        raise FilterError(f"{_render(path)}: expected an object of operators")
+    if table == RMT and column in UNSUPPORTED_COLUMNS:
+        raise FilterError(f"{_render(path)}: {UNSUPPORTED_COLUMNS[column]}", field=column)
+    if table == RMT and column in MAP_COLUMNS:
+        leaves: list[Leaf] = []
+        for key, ops in cell.items():
+            leaves.extend(_read_ops(table, column, str(key), ops, (path, str(key)), strict))
+        return leaves
+    try:
+        column_kind(table, column)
+    except FilterError as exc:
+        raise FilterError(f"{_render(path)}: {exc}", field=column) from None
+    return _read_ops(table, column, None, cell, path, strict)
+
+
+def _read_ops(
+    table: str, column: str, key: str | None, ops: Any, path: _Path, strict: bool
+) -> list[Leaf]:
+    if not isinstance(ops, Mapping) or not ops:
+        raise FilterError(
+            f"{_render(path)}: expected a non-empty object of operators "
+            "(the server fails on an empty one)"
+        )
+    leaves = []
+    for operator, value in ops.items():
+        if column == "scores" and isinstance(value, str):
+            value = _score_from_wire(value, (path, str(operator)))
+        try:
+            leaves.append(nodes.make_leaf(table, column, str(operator), value, key, warn=strict))
+        except FilterError as exc:
+            where = _render((path, str(operator)))
+            raise FilterError(f"{where}: {exc}", field=exc.field) from None
+    return leaves
+
+
+def _score_from_wire(value: str, path: _Path) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise FilterError(f"{_render(path)}: scores are integers, got {value!r}") from None
+
+
+# filters.py imports the catalog above at its top, so the node classes are reached through the
+# module object, bound last: whichever module is imported first, both finish loading.
+import helicone_users.filters as nodes  # noqa: E402

@@ -18,19 +18,40 @@ silently mis-evaluate, raises :class:`~helicone_users.FilterError` when the filt
 
 from __future__ import annotations
 
-import difflib
-import json
-import math
-import re
-import warnings
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 
 import attrs
 
-from helicone_users._config import INT32_MAX, INT32_MIN, NANO_USD_PER_USD
-from helicone_users._errors import FilterError, HeliconeWarning
+from helicone_users._errors import FilterError
+from helicone_users._filter_text import (
+    BOOLEAN,
+    MAP_COLUMNS,
+    NUMBER,
+    OPERATORS,
+    REQUEST_COLUMNS,
+    RMT,
+    SCORE,
+    TEXT,
+    TIMESTAMP,
+    UNSUPPORTED_COLUMNS,
+    USER_COLUMNS,
+    USERS,
+    Value,
+    check_value,
+    column_kind,
+    field_name,
+    format_python,
+    format_text,
+    format_timestamp,
+    parse_text,
+    python_field,
+    read_json,
+    suggest,
+    value_error,
+    warn_int32,
+)
 
 __all__ = [
     "ALL",
@@ -56,244 +77,6 @@ __all__ = [
     "parse",
 ]
 
-RMT: Final = "request_response_rmt"
-USERS: Final = "users_view"
-LEGACY_USERS: Final = "user_metrics"
-
-TEXT: Final = "text"
-NUMBER: Final = "number"
-TIMESTAMP: Final = "timestamp"
-BOOLEAN: Final = "boolean"
-SCORE: Final = "score"
-
-#: Wire operators per column kind. Scores are text operators on the wire, but the column is an
-#: integer map, so only equality and ordering make sense (patterns fail in the database).
-OPERATORS: Final[Mapping[str, tuple[str, ...]]] = {
-    TEXT: ("equals", "not-equals", "like", "ilike", "contains", "not-contains"),
-    NUMBER: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
-    TIMESTAMP: ("equals", "gt", "gte", "lt", "lte"),
-    BOOLEAN: ("equals",),
-    SCORE: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
-}
-
-#: Every plain ``request_response_rmt`` column and its kind (maps are handled apart).
-REQUEST_COLUMNS: Final[Mapping[str, str]] = {
-    "country_code": TEXT,
-    "latency": NUMBER,
-    "cost": NUMBER,
-    "provider": TEXT,
-    "time_to_first_token": NUMBER,
-    "status": NUMBER,
-    "request_created_at": TIMESTAMP,
-    "response_created_at": TIMESTAMP,
-    "model": TEXT,
-    "user_id": TEXT,
-    "organization_id": TEXT,
-    "node_id": TEXT,
-    "job_id": TEXT,
-    "threat": BOOLEAN,
-    "request_id": TEXT,
-    "prompt_tokens": NUMBER,
-    "completion_tokens": NUMBER,
-    "prompt_cache_read_tokens": NUMBER,
-    "prompt_cache_write_tokens": NUMBER,
-    "total_tokens": NUMBER,
-    "target_url": TEXT,
-    "scores_column": TEXT,
-    "request_body": TEXT,
-    "response_body": TEXT,
-    "cache_enabled": BOOLEAN,
-    "cache_reference_id": TEXT,
-    "cached": BOOLEAN,
-    "assets": TEXT,
-    "helicone-score-feedback": BOOLEAN,
-    "prompt_id": TEXT,
-    "prompt_version": TEXT,
-    "request_referrer": TEXT,
-    "is_passthrough_billing": BOOLEAN,
-}
-MAP_COLUMNS: Final[Mapping[str, str]] = {"properties": TEXT, "scores": SCORE}
-
-#: Every ``users_view`` column (wire names, with the ``user_`` prefix) and its kind.
-USER_COLUMNS: Final[Mapping[str, str]] = {
-    "user_user_id": TEXT,
-    "user_active_for": NUMBER,
-    "user_first_active": TIMESTAMP,
-    "user_last_active": TIMESTAMP,
-    "user_total_requests": NUMBER,
-    "user_average_requests_per_day_active": NUMBER,
-    "user_average_tokens_per_request": NUMBER,
-    "user_total_completion_tokens": NUMBER,
-    "user_total_prompt_tokens": NUMBER,
-    "user_cost": NUMBER,
-}
-
-_UNSUPPORTED_COLUMNS: Final[Mapping[str, str]] = {
-    "search_properties": (
-        "search_properties compiles to a bare `key` column that exists only in property-search "
-        "queries, so user-metrics queries fail in the database; use F.properties[key] instead"
-    ),
-    "property_key": (
-        "property_key has no known compiler mapping, so the server's meaning is unknown; "
-        "test a property's value with F.properties[key] instead"
-    ),
-}
-
-_DATETIME_RE: Final = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?"
-    r"([Zz]|[+-]\d{2}:?\d{2})?"
-)
-_SIMPLE_KEY_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
-
-Value = str | int | float | bool | datetime
-
-
-# --- Columns -------------------------------------------------------------------------------------
-
-
-def column_kind(table: str, column: str) -> str:
-    """The kind of a wire column (``text``, ``number``, ``timestamp``, ``boolean``, ``score``)."""
-    if table == RMT:
-        kind = REQUEST_COLUMNS.get(column) or MAP_COLUMNS.get(column)
-    elif table == USERS:
-        kind = USER_COLUMNS.get(column)
-    else:
-        raise FilterError(f"unknown table {table!r}; expected {RMT!r} or {USERS!r}")
-    if kind is None:
-        raise FilterError(f"unknown column {column!r} in {table}", field=column)
-    return kind
-
-
-def field_name(table: str, column: str, key: str | None = None) -> str:
-    """The text-form name of a column: ``model``, ``user.cost``, ``properties.env``."""
-    if table == USERS:
-        return "user." + column.removeprefix("user_")
-    if key is None:
-        return column
-    return f"{column}.{key if _SIMPLE_KEY_RE.fullmatch(key) else _quote(key)}"
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-# --- Values --------------------------------------------------------------------------------------
-
-
-def parse_timestamp(text: str, *, name: str = "timestamp") -> datetime:
-    """An ISO-8601 date-time with an offset, as an aware UTC datetime at millisecond precision."""
-    match = _DATETIME_RE.fullmatch(text.strip())
-    if match is None:
-        raise FilterError(
-            f"{name}: {text!r} is not an ISO-8601 date-time such as 2024-05-01T12:00:00Z",
-            field=name,
-        )
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    if offset is None:
-        raise FilterError(
-            f"{name}: {text!r} has no UTC offset; add 'Z' or '+HH:MM' to make it one instant",
-            field=name,
-        )
-    tz = timezone.utc
-    if offset not in ("Z", "z"):
-        sign = -1 if offset[0] == "-" else 1
-        digits = offset[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
-    try:
-        value = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
-        )
-    except ValueError as exc:
-        raise FilterError(
-            f"{name}: {text!r} is not a valid date-time ({exc})", field=name
-        ) from None
-    return _to_millis(value)
-
-
-def _to_millis(value: datetime) -> datetime:
-    # The server compares at millisecond precision at best, so finer digits carry no meaning.
-    value = value.astimezone(timezone.utc)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def format_timestamp(value: datetime) -> str:
-    """``YYYY-MM-DDTHH:MM:SS[.mmm]Z`` in UTC."""
-    value = value.astimezone(timezone.utc)
-    text = (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d}"
-        f"T{value.hour:02d}:{value.minute:02d}:{value.second:02d}"
-    )
-    if value.microsecond:
-        text += f".{value.microsecond // 1000:03d}"
-    return text + "Z"
-
-
-def _check_value(kind: str, value: object, name: str) -> Value:
-    """The value, validated for a column kind, or a FilterError naming the field."""
-    if kind == TEXT:
-        if isinstance(value, str):
-            return value
-        raise _value_error(name, "a string", value)
-    if kind in (NUMBER, SCORE):
-        return _check_number(kind, value, name)
-    if kind == TIMESTAMP:
-        return _check_timestamp(value, name)
-    if isinstance(value, bool):
-        return value
-    raise _value_error(name, "True or False", value)
-
-
-def _check_number(kind: str, value: object, name: str) -> int | float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        wanted = "an integer" if kind == SCORE else "a number"
-        raise _value_error(name, wanted, value)
-    if not math.isfinite(value):
-        raise FilterError(
-            f"{name}: {value!r} cannot be sent; JSON has no NaN or infinity", field=name
-        )
-    if kind == SCORE:
-        if not float(value).is_integer():
-            raise _value_error(name, "an integer (scores are stored as integers)", value)
-        return int(value)
-    return value
-
-
-def _check_timestamp(value: object, name: str) -> datetime:
-    if isinstance(value, str):
-        return parse_timestamp(value, name=name)
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise FilterError(
-                f"{name}: naive datetime {value.isoformat()} refused; pass an aware one such as "
-                "datetime(2024, 5, 1, tzinfo=timezone.utc) or an ISO string ending in Z",
-                field=name,
-            )
-        return _to_millis(value)
-    raise _value_error(name, "an aware datetime or an ISO-8601 string", value)
-
-
-def _value_error(name: str, wanted: str, value: object) -> FilterError:
-    return FilterError(f"{name} needs {wanted}, got {type(value).__name__} {value!r}", field=name)
-
-
-def _warn_int32(table: str, column: str, value: int | float, name: str) -> None:
-    """Warn when the hosted server would bind a whole number outside Int32."""
-    bound: float = value
-    if table == RMT and column == "cost":
-        bound = math.floor(value * NANO_USD_PER_USD)
-    elif not float(value).is_integer():
-        return  # fractions are bound as Float64, which holds them
-    if INT32_MIN <= bound <= INT32_MAX:
-        return
-    detail = " (cost is sent as nano-USD, so only |cost| < $2.147 fits)" if column == "cost" else ""
-    warnings.warn(
-        f"{name} {value!r}: the hosted server binds whole numbers as Int32{detail}; this value is "
-        "outside ±2,147,483,647 and the query may fail or compare a wrapped value",
-        HeliconeWarning,
-        stacklevel=4,
-    )
-
 
 def make_leaf(
     table: str,
@@ -305,8 +88,8 @@ def make_leaf(
     warn: bool = True,
 ) -> Leaf:
     """A validated leaf; every path that builds one goes through here."""
-    if table == RMT and column in _UNSUPPORTED_COLUMNS:
-        raise FilterError(_UNSUPPORTED_COLUMNS[column], field=column)
+    if table == RMT and column in UNSUPPORTED_COLUMNS:
+        raise FilterError(UNSUPPORTED_COLUMNS[column], field=column)
     kind = column_kind(table, column)
     name = field_name(table, column, key)
     if (column in MAP_COLUMNS and table == RMT) != (key is not None):
@@ -316,9 +99,9 @@ def make_leaf(
         raise FilterError(
             f"{name} is a {kind} column; operator {operator!r} is not one of: {allowed}", field=name
         )
-    checked = _check_value(kind, value, name)
+    checked = check_value(kind, value, name)
     if warn and kind == NUMBER and isinstance(checked, (int, float)):
-        _warn_int32(table, column, checked, name)
+        warn_int32(table, column, checked, name)
     return Leaf(table=table, column=column, operator=operator, value=checked, key=key)
 
 
@@ -358,13 +141,9 @@ class Filter:
         )
 
     def __str__(self) -> str:
-        from helicone_users._filter_text import format_text
-
         return format_text(self)
 
     def __repr__(self) -> str:
-        from helicone_users._filter_text import format_python
-
         return format_python(self)
 
 
@@ -586,19 +365,9 @@ def _balanced(items: list[Any], operator: str) -> Any:
     return level[0]
 
 
-# --- Read wire JSON ------------------------------------------------------------------------------
+# --- Entry points --------------------------------------------------------------------------------
 
-_Path = tuple[Any, str]  # (parent path or None, part): shared prefixes keep deep trees cheap
-
-_LEGACY_COLUMNS: Final = frozenset(name.removeprefix("user_") for name in USER_COLUMNS)
-
-
-def _render(path: _Path | None) -> str:
-    parts: list[str] = []
-    while path is not None:
-        path, part = path
-        parts.append(part)
-    return ".".join(reversed(parts))
+FilterLike = Filter | Mapping[str, Any] | str
 
 
 def from_json(obj: Any, *, strict: bool = True) -> Filter:
@@ -609,129 +378,11 @@ def from_json(obj: Any, *, strict: bool = True) -> Filter:
     ``strict=False`` the server traps (a cross-table ``or``, Int32 overflow) are read as written
     instead of refused or warned about. Invalid shapes raise FilterError naming the path.
     """
-    return _read(obj, (None, "filter"), strict)
-
-
-def _read(obj: Any, path: _Path, strict: bool) -> Filter:
-    if isinstance(obj, str):
-        if obj == "all":
-            return ALL
-        raise FilterError(f"{_render(path)}: expected 'all', a leaf or a branch, got {obj!r}")
-    if not isinstance(obj, Mapping):
-        raise FilterError(f"{_render(path)}: expected an object or 'all', got {type(obj).__name__}")
-    if _is_branch(obj):
-        return _read_branch(obj, path, strict)
-    return _read_leaf(obj, path, strict)
-
-
-def _is_branch(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and any(k in obj for k in ("left", "right", "operator"))
-
-
-def _branch_operator(obj: Mapping[str, Any], path: _Path) -> str:
-    missing = [k for k in ("left", "operator", "right") if k not in obj]
-    extra = sorted(set(obj) - {"left", "operator", "right"})
-    if missing or extra:
-        raise FilterError(
-            f"{_render(path)}: a branch has exactly left, operator, right "
-            f"(missing {missing}, unexpected {extra})"
-        )
-    operator = obj["operator"]
-    if operator not in ("and", "or"):
-        raise FilterError(
-            f"{_render((path, 'operator'))}: expected 'and' or 'or', got {operator!r}"
-        )
-    return str(operator)
-
-
-def _read_branch(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
-    operator = _branch_operator(obj, path)
-    operands: list[tuple[Any, _Path]] = []
-    # A same-operator chain is read iteratively, so right-nested chains of any length are safe.
-    stack: list[tuple[Any, _Path]] = [(obj, path)]
-    while stack:
-        node, where = stack.pop()
-        if _is_branch(node) and _branch_operator(node, where) == operator:
-            stack.append((node["right"], (where, "right")))
-            stack.append((node["left"], (where, "left")))
-        else:
-            operands.append((node, where))
-    children = [_read(node, where, strict) for node, where in operands]
-    return all_of(*children) if operator == "and" else _any_of(children, check=strict)
-
-
-def _read_leaf(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
-    parts: list[Filter] = []
-    for table, columns in obj.items():
-        where = (path, str(table))
-        if table not in (RMT, USERS, LEGACY_USERS):
-            raise FilterError(
-                f"{_render(where)}: unknown table {table!r}; expected {RMT!r} or {USERS!r}"
-            )
-        if not isinstance(columns, Mapping):
-            raise FilterError(f"{_render(where)}: expected an object of columns")
-        for column, cell in columns.items():
-            parts.extend(_read_column(str(table), str(column), cell, (where, str(column)), strict))
-    return all_of(*parts)
-
-
-def _read_column(table: str, column: str, cell: Any, path: _Path, strict: bool) -> list[Leaf]:
-    if table == LEGACY_USERS:
-        if column not in _LEGACY_COLUMNS:
-            raise FilterError(f"{_render(path)}: unknown user_metrics column {column!r}")
-        table, column = USERS, "user_" + column
-    if not isinstance(cell, Mapping):
-        raise FilterError(f"{_render(path)}: expected an object of operators")
-    if table == RMT and column in _UNSUPPORTED_COLUMNS:
-        raise FilterError(f"{_render(path)}: {_UNSUPPORTED_COLUMNS[column]}", field=column)
-    if table == RMT and column in MAP_COLUMNS:
-        leaves: list[Leaf] = []
-        for key, ops in cell.items():
-            leaves.extend(_read_ops(table, column, str(key), ops, (path, str(key)), strict))
-        return leaves
-    try:
-        column_kind(table, column)
-    except FilterError as exc:
-        raise FilterError(f"{_render(path)}: {exc}", field=column) from None
-    return _read_ops(table, column, None, cell, path, strict)
-
-
-def _read_ops(
-    table: str, column: str, key: str | None, ops: Any, path: _Path, strict: bool
-) -> list[Leaf]:
-    if not isinstance(ops, Mapping) or not ops:
-        raise FilterError(
-            f"{_render(path)}: expected a non-empty object of operators "
-            "(the server fails on an empty one)"
-        )
-    leaves = []
-    for operator, value in ops.items():
-        if column == "scores" and isinstance(value, str):
-            value = _score_from_wire(value, (path, str(operator)))
-        try:
-            leaves.append(make_leaf(table, column, str(operator), value, key, warn=strict))
-        except FilterError as exc:
-            where = _render((path, str(operator)))
-            raise FilterError(f"{where}: {exc}", field=exc.field) from None
-    return leaves
-
-
-def _score_from_wire(value: str, path: _Path) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise FilterError(f"{_render(path)}: scores are integers, got {value!r}") from None
-
-
-# --- Entry points --------------------------------------------------------------------------------
-
-FilterLike = Filter | Mapping[str, Any] | str
+    return read_json(obj, strict=strict)
 
 
 def parse(text: str) -> Filter:
     """Read the text form: ``model contains "gpt" and (latency > 500 or user.cost >= 2)``."""
-    from helicone_users._filter_text import parse_text
-
     return parse_text(text)
 
 
@@ -772,8 +423,6 @@ class _Field:
         return field_name(self._table, self._column, self._key)
 
     def __repr__(self) -> str:
-        from helicone_users._filter_text import python_field
-
         return python_field(self._table, self._column, self._key)
 
     def __bool__(self) -> bool:
@@ -965,7 +614,7 @@ class BooleanField(_Field):
 
     def __ne__(self, other: object) -> Leaf:  # type: ignore[override]
         if not isinstance(other, bool):
-            raise _value_error(self.name, "True or False", other)
+            raise value_error(self.name, "True or False", other)
         return self.equals(not other)
 
 
@@ -1003,11 +652,6 @@ class _ScoreMap(_MapField):
         return field
 
 
-def _suggest(name: str, choices: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(choices), n=3)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 class _Namespace:
     __slots__ = ()
     _label: ClassVar[str] = ""
@@ -1021,7 +665,7 @@ class _Namespace:
             if name.startswith("_"):
                 raise AttributeError(name)
             raise FilterError(
-                f"{self._label} has no field {name!r}{_suggest(name, self._names())}", field=name
+                f"{self._label} has no field {name!r}{suggest(name, self._names())}", field=name
             )
 
     def __dir__(self) -> list[str]:
@@ -1076,12 +720,12 @@ class RequestFields(_Namespace):
     @property
     def search_properties(self) -> NoReturn:
         """Refused: see the message."""
-        raise FilterError(_UNSUPPORTED_COLUMNS["search_properties"], field="search_properties")
+        raise FilterError(UNSUPPORTED_COLUMNS["search_properties"], field="search_properties")
 
     @property
     def property_key(self) -> NoReturn:
         """Refused: see the message."""
-        raise FilterError(_UNSUPPORTED_COLUMNS["property_key"], field="property_key")
+        raise FilterError(UNSUPPORTED_COLUMNS["property_key"], field="property_key")
 
 
 class UserFields(_Namespace):
