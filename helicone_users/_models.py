@@ -1,0 +1,74 @@
+"""Frozen result models, in snake_case; wire names live only in the converter."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+__all__ = ["HistogramRow", "MetricsOverview", "UserMetrics", "UserMetricsPage", "UserStats"]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class UserMetrics:
+    """One user's aggregates from ``/v1/user/metrics/query``; datetimes are aware UTC, cost USD."""
+
+    id: str
+    user_id: str
+    active_for: int
+    first_active: datetime
+    last_active: datetime
+    total_requests: int
+    average_requests_per_day_active: float
+    average_tokens_per_request: float
+    total_completion_tokens: int
+    total_prompt_tokens: int
+    cost: float
+    rate_limited_count: int | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class UserMetricsPage:
+    """One page of users; ``count`` is the total that match, ``has_users`` is org-wide."""
+
+    users: tuple[UserMetrics, ...]
+    count: int
+    has_users: bool
+    offset: int
+    limit: int
+
+    @property
+    def next_offset(self) -> int | None:
+        """The offset of the next page, or ``None`` when this one is the last."""
+        following = self.offset + self.limit
+        if len(self.users) < self.limit or following >= self.count:
+            return None
+        return following
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class HistogramRow:
+    """One histogram bin: ``value`` users (may be fractional) in ``[range_start, range_end]``."""
+
+    range_start: float
+    range_end: float
+    value: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MetricsOverview:
+    """Histograms of requests per user and cost per user (USD), from metrics-overview."""
+
+    request_count: tuple[HistogramRow, ...]
+    user_cost: tuple[HistogramRow, ...]
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class UserStats:
+    """One user's totals from ``/v1/user/query``; ``cost`` in USD."""
+
+    user_id: str
+    count: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
