@@ -25,15 +25,33 @@ from helicone_users._errors import (
     ResponseValidationError,
     UnprocessableEntityError,
 )
+from helicone_users.filters import ALL, F, Filter, U, all_of, any_of
+from helicone_users.weave import (
+    AsyncWeaveStats,
+    CallBucket,
+    CallMetric,
+    CallsFilter,
+    CallStats,
+    UsageBucket,
+    UsageMetric,
+)
 
 __all__ = [
+    "ALL",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncWeaveStats",
     "AuthenticationError",
     "BadRequestError",
+    "CallBucket",
+    "CallMetric",
+    "CallStats",
+    "CallsFilter",
     "CountChangedWarning",
+    "F",
+    "Filter",
     "FilterError",
     "HeliconeAPIError",
     "HeliconeError",
@@ -45,8 +63,13 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "U",
     "UnprocessableEntityError",
+    "UsageBucket",
+    "UsageMetric",
     "__version__",
+    "all_of",
+    "any_of",
 ]
 
 

@@ -517,3 +517,6 @@ class AsyncWeaveStats:
         )
         return merge_windows(parts, windows, start=query.start, end=query.end, zone=query.zone,
                              alignment=self._alignment)
+
+
+AsyncWeaveStats.__module__ = "helicone_users"
