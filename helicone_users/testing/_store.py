@@ -140,7 +140,8 @@ class Store:
 
     def count(self) -> int:
         """How many requests are stored."""
-        row = self.execute(lambda cursor: cursor.execute("SELECT count(*) FROM requests").fetchone())
+        sql = "SELECT count(*) FROM requests"
+        row = self.execute(lambda cursor: cursor.execute(sql).fetchone())
         return int(row[0])
 
     def fetch_rows(self) -> list[dict[str, Any]]:
@@ -151,7 +152,10 @@ class Store:
                 "SELECT * FROM requests ORDER BY request_created_at, request_id"
             )
             names = [d[0] for d in cursor.description]
-            return [_to_public_row(dict(zip(names, values))) for values in cursor.fetchall()]
+            return [
+                _to_public_row(dict(zip(names, values, strict=True)))
+                for values in cursor.fetchall()
+            ]
 
         return self.execute(read)
 

@@ -1,0 +1,186 @@
+"""``Emulator``: a local Helicone user-metrics server over an embedded DuckDB."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from helicone_users._errors import InvalidRequestError
+from helicone_users.testing._app import EmulatorState, build_app
+from helicone_users.testing._faults import FaultPlan
+from helicone_users.testing._jsonl import normalize_rows, read_jsonl, write_jsonl
+from helicone_users.testing._quirks import resolve_quirks
+from helicone_users.testing._store import Store
+from helicone_users.testing._synthetic import generate
+
+if TYPE_CHECKING:
+    from helicone_users._client import AsyncHeliconeUsers
+
+__all__ = ["Emulator"]
+
+
+class Emulator:
+    """A real aiohttp server on ``host:port`` answering Helicone's user-metrics endpoints.
+
+    Example::
+
+        async with Emulator.synthetic(seed=1, users=20, requests=500) as emulator:
+            async with emulator.client() as client:
+                page = await client.users.metrics(limit=10)
+
+    Rows follow the JSONL request format (see the README); they are validated together and
+    stored in one transaction, so a bad row leaves nothing half-loaded.
+    """
+
+    def __init__(
+        self,
+        rows: Iterable[Mapping[str, Any]] | None = None,
+        *,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        db_path: str | Path | None = None,
+        quirks: Iterable[str] | str = (),
+        faults: FaultPlan | None = None,
+        rate_limit: tuple[int, float] | None = None,
+        seed: int = 0,
+    ) -> None:
+        self._columns = normalize_rows(rows) if rows is not None else None
+        self.api_key = api_key or f"sk-helicone-emulator-{secrets.token_hex(12)}"
+        self.host = host
+        self.port = port
+        self.db_path = str(db_path) if db_path is not None else None
+        self.quirks = resolve_quirks(quirks)
+        self.faults = faults
+        self.rate_limit = rate_limit
+        self.seed = seed
+        self._synthetic: dict[str, Any] | None = None
+        self._runner: web.AppRunner | None = None
+        self._state: EmulatorState | None = None
+
+    def __repr__(self) -> str:
+        where = self.base_url if self._runner is not None else "not started"
+        return f"<Emulator {where} quirks={sorted(self.quirks)}>"
+
+    @classmethod
+    def synthetic(
+        cls,
+        *,
+        seed: int = 0,
+        users: int = 50,
+        requests: int = 2000,
+        days: int = 30,
+        end: datetime | None = None,
+        **kwargs: Any,
+    ) -> Emulator:
+        """An emulator that generates a deterministic synthetic dataset when it starts."""
+        emulator = cls(seed=seed, **kwargs)
+        emulator._synthetic = {
+            "seed": seed, "users": users, "requests": requests, "days": days, "end": end,
+        }  # fmt: skip
+        return emulator
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path, **kwargs: Any) -> Emulator:
+        """An emulator loaded from a JSONL file; a bad line raises ``DataLoadError``."""
+        return cls(read_jsonl(path), **kwargs)
+
+    @property
+    def state(self) -> EmulatorState:
+        """The running server's shared state (store, quirks, faults)."""
+        if self._state is None:
+            raise RuntimeError("the emulator is not running; use 'async with Emulator(...)'")
+        return self._state
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        if self._runner is None:
+            raise RuntimeError("the emulator is not running; use 'async with Emulator(...)'")
+        return f"http://{self.host}:{self.port}"
+
+    async def start(self) -> Emulator:
+        """Create the database, load the data and start serving."""
+        store = await asyncio.to_thread(Store, self.db_path)
+        try:
+            if self._columns is not None:
+                await asyncio.to_thread(store.insert_columns, self._columns)
+                self._columns = None
+            if self._synthetic is not None:
+                await asyncio.to_thread(lambda: generate(store, **self._synthetic or {}))
+                self._synthetic = None
+        except BaseException:
+            store.close()
+            raise
+        self._state = EmulatorState(
+            store=store,
+            api_key=self.api_key,
+            quirks=self.quirks,
+            faults=self.faults,
+            rate_limit=self.rate_limit,
+            seed=self.seed,
+        )
+        runner = web.AppRunner(build_app(self._state), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        self.port = _bound_port(runner, self.port)
+        return self
+
+    async def aclose(self) -> None:
+        """Stop serving and close the database."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        if self._state is not None:
+            self._state.store.close()
+            self._state = None
+
+    async def __aenter__(self) -> Emulator:
+        return await self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def add_requests(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Validate and store more requests (all or none); returns how many were added."""
+        columns = normalize_rows(rows)
+        return await asyncio.to_thread(self.state.store.insert_columns, columns)
+
+    async def rows(self) -> list[dict[str, Any]]:
+        """Every stored request in the JSONL row format (cost in USD, aware UTC timestamps)."""
+        return await self.state.store.run(lambda _cursor: self.state.store.fetch_rows())
+
+    async def export_jsonl(self, path: str | Path) -> int:
+        """Write every stored request to a JSONL file; returns how many."""
+        rows = await self.rows()
+        return await asyncio.to_thread(write_jsonl, rows, path)
+
+    def client(self, **kwargs: Any) -> AsyncHeliconeUsers:
+        """An ``AsyncHeliconeUsers`` pointed at this emulator, with its key."""
+        from helicone_users._client import AsyncHeliconeUsers
+
+        kwargs.setdefault("api_key", self.api_key)
+        return AsyncHeliconeUsers(base_url=self.base_url, **kwargs)
+
+
+def _bound_port(runner: web.AppRunner, requested: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    if requested:
+        return requested
+    raise InvalidRequestError("could not find the emulator's port", field="port")
