@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from helicone_users._errors import InvalidRequestError
+from helicone_users.testing._weave import WEAVE_QUIRK_DESCRIPTIONS
 
 # One line each; the README's quirk table says the same in more words.
 QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
@@ -26,6 +27,7 @@ QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
     "count_cache_leak": "metrics count is cached for 60 ms whatever the filter",
     "raw_key_auth": "a key without the Bearer prefix is accepted",
     "empty_condition_500": "an empty column or operator object answers 500",
+    **WEAVE_QUIRK_DESCRIPTIONS,
 }
 
 QUIRKS: Final[frozenset[str]] = frozenset(QUIRK_DESCRIPTIONS)
