@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from helicone_users._client import AsyncHeliconeUsers
 from helicone_users._errors import (
     APIConnectionError,
     APIError,
@@ -25,6 +26,16 @@ from helicone_users._errors import (
     ResponseValidationError,
     UnprocessableEntityError,
 )
+from helicone_users._models import (
+    HistogramRow,
+    MetricsOverview,
+    UserMetrics,
+    UserMetricsPage,
+    UserStats,
+)
+from helicone_users._pagination import UserMetricsPager
+from helicone_users._retry import RetryPolicy
+from helicone_users._types import NOT_GIVEN
 from helicone_users.filters import ALL, F, Filter, U, all_of, any_of
 from helicone_users.weave import (
     AsyncWeaveStats,
@@ -38,10 +49,12 @@ from helicone_users.weave import (
 
 __all__ = [
     "ALL",
+    "NOT_GIVEN",
     "APIConnectionError",
     "APIError",
     "APIStatusError",
     "APITimeoutError",
+    "AsyncHeliconeUsers",
     "AsyncWeaveStats",
     "AuthenticationError",
     "BadRequestError",
@@ -56,17 +69,24 @@ __all__ = [
     "HeliconeAPIError",
     "HeliconeError",
     "HeliconeWarning",
+    "HistogramRow",
     "IgnoredFilterWarning",
     "InternalServerError",
     "InvalidRequestError",
+    "MetricsOverview",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "RetryPolicy",
     "U",
     "UnprocessableEntityError",
     "UsageBucket",
     "UsageMetric",
+    "UserMetrics",
+    "UserMetricsPage",
+    "UserMetricsPager",
+    "UserStats",
     "__version__",
     "all_of",
     "any_of",

@@ -46,3 +46,21 @@ NANO_USD_PER_USD: Final = 1_000_000_000
 # --- Weave API limits ----------------------------------------------------------------------------
 WEAVE_MAX_RANGE_DAYS: Final = 31
 WEAVE_MAX_BUCKETS: Final = 10_000
+
+# --- Users client --------------------------------------------------------------------------------
+DEFAULT_LIMIT: Final = 100
+P_SIZES: Final = ("p50", "p75", "p95", "p99", "p99.9")
+SORT_FIELDS: Final = (
+    "id",
+    "user_id",
+    "active_for",
+    "first_active",
+    "last_active",
+    "total_requests",
+    "average_requests_per_day_active",
+    "average_tokens_per_request",
+    "total_prompt_tokens",
+    "total_completion_tokens",
+    "cost",
+    "rate_limited_count",
+)

@@ -19,16 +19,27 @@ import cattrs
 from cattrs.gen import make_dict_unstructure_fn, override
 from cattrs.gen._consts import AttributeOverride
 
+from helicone_users import _models
 from helicone_users._errors import ResponseValidationError, snippet
 from helicone_users._models import (
     HistogramRow,
     MetricsOverview,
+    MetricsQuery,
+    OverviewQuery,
+    TimeFilter,
     UserMetrics,
     UserMetricsPage,
+    UsersQuery,
     UserStats,
 )
 
-__all__ = ["WIRE_OVERRIDES", "make_converter", "structure_or_raise"]
+__all__ = [
+    "REQUEST_OVERRIDES",
+    "WIRE_OVERRIDES",
+    "locate_error",
+    "make_converter",
+    "structure_or_raise",
+]
 
 _T = TypeVar("_T")
 _UTC = timezone.utc
@@ -40,6 +51,25 @@ WIRE_OVERRIDES: dict[type[Any], dict[str, AttributeOverride]] = {
     HistogramRow: {},
     MetricsOverview: {},
     UserStats: {},
+}
+# Request bodies: unstructured only; fields left at their default (None) are not sent.
+REQUEST_OVERRIDES: dict[type[Any], dict[str, AttributeOverride]] = {
+    TimeFilter: {
+        "start_time_unix_seconds": override(rename="startTimeUnixSeconds"),
+        "end_time_unix_seconds": override(rename="endTimeUnixSeconds"),
+    },
+    MetricsQuery: {
+        "time_filter": override(rename="timeFilter"),
+        "time_zone_difference_minutes": override(rename="timeZoneDifferenceMinutes"),
+    },
+    OverviewQuery: {
+        "p_size": override(rename="pSize"),
+        "use_interquartile": override(rename="useInterquartile"),
+    },
+    UsersQuery: {
+        "user_ids": override(rename="userIds"),
+        "time_filter": override(rename="timeFilter"),
+    },
 }
 # Sums the server may send as null (ClickHouse sums over NULL tokens); they mean zero.
 _NULL_IS_ZERO: dict[type[Any], frozenset[str]] = {
@@ -160,7 +190,7 @@ _SCALARS: dict[Any, str] = {
 
 
 def _plans(cls: type[Any]) -> list[_Plan]:
-    hints = get_type_hints(cls)
+    hints = get_type_hints(cls, vars(_models))
     overrides = WIRE_OVERRIDES.get(cls, {})
     zero = _NULL_IS_ZERO.get(cls, frozenset())
     plans = []
@@ -277,6 +307,16 @@ def _fast_hook(cls: type[Any]) -> Callable[[Any], Any]:
 
 def locate_error(data: Any, cls: type[Any], path: str) -> tuple[str, str, Any]:
     """(field path, reason, the enclosing object) of the first value that does not fit ``cls``."""
+    if get_origin(cls) is list:
+        (item,) = get_args(cls)
+        if not isinstance(data, list):
+            return path, f"expected a list, got {_kind(data)}", data
+        for index, element in enumerate(data):
+            try:
+                _fast_hook(item)(element)
+            except Exception:
+                return locate_error(element, item, f"{path}[{index}]")
+        return path, "does not fit", data  # pragma: no cover
     if not isinstance(data, Mapping):
         return path, f"expected an object, got {_kind(data)}", data
     for plan in _plans(cls):
@@ -342,6 +382,14 @@ def make_converter() -> cattrs.Converter:
         hook = _fast_hook(cls)
         converter.register_structure_hook(cls, _ignore_type(hook))
         unstructure = make_dict_unstructure_fn(cls, converter, **overrides)  # type: ignore[arg-type]
+        converter.register_unstructure_hook(cls, unstructure)
+    for cls, overrides in REQUEST_OVERRIDES.items():
+        unstructure = make_dict_unstructure_fn(
+            cls,
+            converter,
+            _cattrs_omit_if_default=True,
+            **overrides,  # type: ignore[arg-type]
+        )
         converter.register_unstructure_hook(cls, unstructure)
     return converter
 

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import attrs
 
-__all__ = ["HistogramRow", "MetricsOverview", "UserMetrics", "UserMetricsPage", "UserStats"]
+__all__ = [
+    "HistogramRow",
+    "MetricsOverview",
+    "MetricsQuery",
+    "OverviewQuery",
+    "TimeFilter",
+    "UserMetrics",
+    "UserMetricsPage",
+    "UserStats",
+    "UsersQuery",
+]
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -72,3 +83,59 @@ class UserStats:
     prompt_tokens: int
     completion_tokens: int
     cost: float
+
+
+# --- Request bodies (built by the client, unstructured by the converter into wire names) ---------
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class TimeFilter:
+    """A request window; the numbers are Unix seconds (or milliseconds, see ``time_unit``)."""
+
+    start_time_unix_seconds: float
+    end_time_unix_seconds: float
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class MetricsQuery:
+    """The body of ``/v1/user/metrics/query``."""
+
+    filter: Any
+    offset: int
+    limit: int
+    time_filter: TimeFilter | None = None
+    time_zone_difference_minutes: int | None = None
+    sort: dict[str, str] | None = None
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class OverviewQuery:
+    """The body of ``/v1/user/metrics-overview/query``."""
+
+    filter: Any
+    p_size: str
+    use_interquartile: bool
+
+
+@attrs.frozen(kw_only=True, slots=True)
+class UsersQuery:
+    """The body of ``/v1/user/query``."""
+
+    user_ids: list[str] | None = None
+    time_filter: TimeFilter | None = None
+
+
+# Resolve the string annotations here, once, so that tools reading them (cattrs) need not look
+# them up in the public module that the public classes name as their own.
+_PUBLIC: tuple[type[Any], ...] = (
+    HistogramRow,
+    MetricsOverview,
+    UserMetrics,
+    UserMetricsPage,
+    UserStats,
+)
+for _cls in (TimeFilter, MetricsQuery, OverviewQuery, UsersQuery, *_PUBLIC):
+    attrs.resolve_types(_cls)
+for _cls in _PUBLIC:
+    _cls.__module__ = "helicone_users"
+del _cls

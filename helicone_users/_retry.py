@@ -226,3 +226,6 @@ def _reason(exc: BaseException | None) -> str:
     if isinstance(exc, APIError) and exc.__cause__ is not None:
         return f"{type(exc).__name__} ({type(exc.__cause__).__name__})"
     return type(exc).__name__ if exc is not None else "unknown failure"
+
+
+RetryPolicy.__module__ = "helicone_users"

@@ -1,0 +1,214 @@
+"""The pager: ``await`` = first page, ``async for`` = users, bounded concurrency, order kept."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import warnings
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
+from types import TracebackType
+from typing import Any, TypeVar
+
+import attrs
+
+from helicone_users._errors import CountChangedWarning
+from helicone_users._models import UserMetrics, UserMetricsPage
+
+__all__ = ["UserMetricsPager", "gather_bounded"]
+
+_T = TypeVar("_T")
+FetchPage = Callable[[int, int], Awaitable[UserMetricsPage]]
+
+
+class _Seen:
+    """Drops users already delivered: the last id for a user_id-ascending order, else a set."""
+
+    def __init__(self, ascending_user_id: bool) -> None:
+        self._ascending = ascending_user_id
+        self._last: str | None = None
+        self._ids: set[str] = set()
+
+    def fresh(self, users: tuple[UserMetrics, ...]) -> tuple[UserMetrics, ...]:
+        kept: list[UserMetrics] = []
+        for user in users:
+            if self._ascending:
+                if self._last is not None and user.user_id <= self._last:
+                    continue
+                self._last = user.user_id
+            else:
+                if user.user_id in self._ids:
+                    continue
+                self._ids.add(user.user_id)
+            kept.append(user)
+        return users if len(kept) == len(users) else tuple(kept)
+
+
+class UserMetricsPager:
+    """All users matching a query, fetched page by page with bounded concurrency.
+
+    ``await pager`` gives the first page; ``async for user in pager`` gives every user once, in
+    order; ``pager.pages()`` gives the pages. After the first page reveals ``count``, up to
+    ``concurrency`` further pages are in flight (and at most that many buffered), yielded in
+    offset order. Leaving early, use ``async with pager:`` or ``await pager.aclose()`` so that
+    the requests in flight are cancelled at once::
+
+        async with client.users.iter_metrics(filter=F.model.contains("gpt")) as pager:
+            async for user in pager:
+                ...
+    """
+
+    def __init__(
+        self,
+        fetch: FetchPage,
+        *,
+        page_size: int,
+        concurrency: int,
+        ascending_user_id: bool,
+        offset: int = 0,
+    ) -> None:
+        self._fetch = fetch
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.offset = offset
+        self._ascending_user_id = ascending_user_id
+        self._first: UserMetricsPage | None = None
+        self._first_lock: asyncio.Lock | None = None
+        self._open: set[AsyncGenerator[Any, None]] = set()
+
+    def __repr__(self) -> str:
+        return (
+            f"UserMetricsPager(page_size={self.page_size}, concurrency={self.concurrency}, "
+            f"offset={self.offset})"
+        )
+
+    def __await__(self) -> Generator[Any, None, UserMetricsPage]:
+        return self.first_page().__await__()
+
+    async def first_page(self) -> UserMetricsPage:
+        """The first page (fetched once, then kept)."""
+        if self._first_lock is None:
+            self._first_lock = asyncio.Lock()
+        async with self._first_lock:
+            if self._first is None:
+                self._first = await self._fetch(self.offset, self.page_size)
+            return self._first
+
+    def pages(self) -> AsyncGenerator[UserMetricsPage, None]:
+        """Every page in offset order, each holding only users not delivered before."""
+        return self._track(self._pages())
+
+    def __aiter__(self) -> AsyncGenerator[UserMetrics, None]:
+        return self._track(self._users())
+
+    async def aclose(self) -> None:
+        """Stop every iteration of this pager and cancel the requests in flight."""
+        while self._open:
+            await self._open.pop().aclose()
+
+    async def __aenter__(self) -> UserMetricsPager:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
+        self._open.add(generator)
+        return generator
+
+    async def _users(self) -> AsyncGenerator[UserMetrics, None]:
+        async with contextlib.aclosing(self._pages()) as pages:
+            async for page in pages:
+                for user in page.users:
+                    yield user
+
+    async def _pages(self) -> AsyncGenerator[UserMetricsPage, None]:
+        seen = _Seen(self._ascending_user_id)
+        first = await self.first_page()
+        yield _without_seen(first, seen)
+        if _is_last(first, self.page_size):
+            return
+        pending: collections.deque[tuple[int, asyncio.Task[UserMetricsPage]]] = collections.deque()
+        count = first.count
+        next_offset = self.offset + self.page_size
+        try:
+            while True:
+                while len(pending) < self.concurrency and next_offset < count:
+                    task = asyncio.ensure_future(self._fetch(next_offset, self.page_size))
+                    pending.append((next_offset, task))
+                    next_offset += self.page_size
+                if not pending:
+                    return
+                offset, task = pending.popleft()
+                page = await task
+                if page.count != count:
+                    _warn_count_changed(count, page.count, offset)
+                    count = page.count
+                    # Pages prefetched against the old total may be shifted: fetch them again.
+                    await _cancel([t for _, t in pending])
+                    pending.clear()
+                    next_offset = offset + self.page_size
+                fresh = _without_seen(page, seen)
+                if fresh.users:
+                    yield fresh
+                if len(page.users) < self.page_size:
+                    return
+        finally:
+            await _cancel([t for _, t in pending])
+
+
+def _without_seen(page: UserMetricsPage, seen: _Seen) -> UserMetricsPage:
+    users = seen.fresh(page.users)
+    return page if users is page.users else attrs.evolve(page, users=users)
+
+
+def _is_last(page: UserMetricsPage, page_size: int) -> bool:
+    return len(page.users) < page_size or page.offset + page_size >= page.count
+
+
+def _warn_count_changed(before: int, after: int, offset: int) -> None:
+    warnings.warn(
+        CountChangedWarning(
+            f"the number of matching users changed from {before} to {after} while paging "
+            f"(at offset {offset}); users were de-duplicated and the following pages re-fetched. "
+            "Pin time_range to a fixed window for a stable export."
+        ),
+        stacklevel=3,
+    )
+
+
+async def _cancel(tasks: Sequence[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and wait until they are finished, retrieving their outcomes."""
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        await asyncio.wait(tasks)
+    for task in tasks:
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: a failure after the caller stopped is moot
+
+
+async def gather_bounded(
+    calls: Sequence[Callable[[], Awaitable[_T]]], concurrency: int
+) -> list[_T]:
+    """Run ``calls`` with at most ``concurrency`` in flight; results in order; the first failure
+    cancels the rest and is raised."""
+    semaphore = asyncio.Semaphore(concurrency)
+
+    async def run(call: Callable[[], Awaitable[_T]]) -> _T:
+        async with semaphore:
+            return await call()
+
+    tasks = [asyncio.ensure_future(run(call)) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    finally:
+        await _cancel(tasks)
+
+
+UserMetricsPager.__module__ = "helicone_users"
