@@ -31,7 +31,13 @@ from helicone_users.testing._weave_stats import (
 )
 from helicone_users.weave import resolve_granularity
 
-__all__ = ["WEAVE_QUIRKS", "WEAVE_QUIRK_DESCRIPTIONS", "WeaveSettings", "add_weave_routes"]
+__all__ = [
+    "WEAVE_QUIRKS",
+    "WEAVE_QUIRK_DESCRIPTIONS",
+    "add_weave_routes",
+    "max_range_days",
+    "prices",
+]
 
 WEAVE_QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
     "utc_bucket_alignment": "Weave buckets align on the Unix epoch; timezone only relabels them",
@@ -63,19 +69,16 @@ _ROW_COLUMNS: Final = ("request_id", "request_created_at", "response_created_at"
                        "trace_id", "parent_id", "thread_id", "turn_id", "wb_user_id", "wb_run_id")
 
 
-class WeaveSettings:
-    """Mutable knobs of the Weave endpoint; ``max_range_days=None`` lifts the 31-day limit."""
-
-    def __init__(self, *, max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
-                 prices: Mapping[str, ModelPrice] | None = None) -> None:
-        self.max_range_days = max_range_days
-        self.prices: Mapping[str, ModelPrice] = default_prices() if prices is None else prices
-
-    def __repr__(self) -> str:
-        return f"WeaveSettings(max_range_days={self.max_range_days!r})"
+def max_range_days(state: Any) -> int | None:
+    """The range limit in force: ``state.weave_max_range_days`` (None lifts it), else 31."""
+    value = getattr(state, "weave_max_range_days", WEAVE_MAX_RANGE_DAYS)
+    return None if value is None else int(value)
 
 
-WEAVE_SETTINGS: Final = web.AppKey("weave_settings", WeaveSettings)
+def prices(state: Any) -> Mapping[str, ModelPrice]:
+    """The price table in force: ``state.weave_prices``, else the synthetic models' prices."""
+    table = getattr(state, "weave_prices", None)
+    return default_prices() if table is None else table
 
 
 class _Reject(Exception):
@@ -428,13 +431,19 @@ def _quirks(state: Any) -> frozenset[str]:
     return frozenset(getattr(state, "quirks", ())) & WEAVE_QUIRKS
 
 
-def make_handler(state: Any, settings: WeaveSettings) -> Callable[[web.Request], Any]:
+def make_handler(state: Any) -> Callable[[web.Request], Any]:
     """The aiohttp handler of ``POST /calls/stats`` over the emulator's state."""
 
     async def handle(request: web.Request) -> web.Response:
         if not _authorized(request.headers.get("Authorization"), str(state.api_key)):
             return web.json_response({"detail": "Not authenticated"}, status=401,
                                      headers={"WWW-Authenticate": "Basic"})
+        limiter = getattr(state, "limiter", None)
+        if limiter is not None:
+            allowed, headers = limiter.hit()
+            if not allowed:
+                return web.json_response({"reason": "Too many requests"}, status=429,
+                                         headers=headers)
         quirks = _quirks(state)
         try:
             body = json.loads(await request.read() or b"null")
@@ -443,21 +452,20 @@ def make_handler(state: Any, settings: WeaveSettings) -> Callable[[web.Request],
                                                         None)]}, status=422)
         try:
             query, start, end = parse_request(body, quirks, now=datetime.now(timezone.utc),
-                                              max_range_days=settings.max_range_days)
+                                              max_range_days=max_range_days(state))
         except _Reject as reject:
             return web.json_response(reject.body, status=reject.status)
         calls = await _load_calls(state, query, quirks) if query.granularity else []
-        answer = compute_stats(calls, query, settings.prices, echo_start=start, echo_end=end)
+        answer = compute_stats(calls, query, prices(state), echo_start=start, echo_end=end)
         return web.json_response(answer)
 
     return handle
 
 
-def add_weave_routes(app: web.Application, state: Any) -> WeaveSettings:
-    """Register ``POST /calls/stats``; its settings are returned and kept at ``WEAVE_SETTINGS``."""
-    settings = WeaveSettings(
-        max_range_days=getattr(state, "weave_max_range_days", WEAVE_MAX_RANGE_DAYS)
-    )
-    app[WEAVE_SETTINGS] = settings
-    app.router.add_post(_PATH, make_handler(state, settings))
-    return settings
+def add_weave_routes(app: web.Application, state: Any) -> None:
+    """Register ``POST /calls/stats`` over the emulator's ``state``.
+
+    ``state.weave_max_range_days`` (31 unless set; None lifts the limit) and
+    ``state.weave_prices`` (model -> ModelPrice) are read on every request.
+    """
+    app.router.add_post(_PATH, make_handler(state))
