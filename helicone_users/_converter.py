@@ -359,7 +359,7 @@ def structure_or_raise(
         return result
     except Exception as exc:
         field_path, reason, enclosing = locate_error(data, cls, root)
-        excerpt = snippet(json.dumps(enclosing, default=str))
+        excerpt = snippet(json.dumps(_misfit_first(enclosing, field_path), default=str))
         raise ResponseValidationError(
             f"{method} {path} answered with a body that does not fit {cls.__name__}: "
             f"{field_path}: {reason}; near {excerpt}",
@@ -368,6 +368,14 @@ def structure_or_raise(
             field_path=field_path,
             body_snippet=excerpt,
         ) from exc
+
+
+def _misfit_first(enclosing: Any, field_path: str) -> Any:
+    # Show the offending value first, so that the snippet's cut never hides it.
+    key = field_path.rsplit(".", 1)[-1]
+    if isinstance(enclosing, Mapping) and key in enclosing:
+        return {key: enclosing[key], **enclosing}
+    return enclosing
 
 
 # --- The converter -------------------------------------------------------------------------------
