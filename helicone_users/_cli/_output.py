@@ -55,6 +55,30 @@ def format_number(value: float) -> str:
     return text if text not in ("-0", "") else "0"
 
 
+def format_time(value: Any) -> str:
+    """A timestamp (datetime or ISO text) to the second, in UTC: ``2026-01-31 12:00:05``."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if isinstance(moment, dt.datetime):
+        if moment.tzinfo is not None:
+            moment = moment.astimezone(dt.timezone.utc)
+        return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return format_value(value)
+
+
+def format_fixed(digits: int) -> Callable[[Any], str]:
+    """A formatter with ``digits`` decimals and thousands separators."""
+
+    def fmt(value: Any) -> str:
+        return "" if value is None else f"{float(value):,.{digits}f}"
+
+    return fmt
+
+
 def format_usd(value: Any) -> str:
     """A dollar amount: cents for large amounts, more digits for small ones."""
     if value is None:
@@ -95,14 +119,18 @@ def rich_available() -> bool:
 # --- Records -------------------------------------------------------------------------------------
 
 
-def to_record(obj: Any) -> Any:
-    """Turn a result (attrs model, mapping, list, datetime, filter) into plain JSON-able data."""
+def to_record(obj: Any, *, text_times: bool = True) -> Any:
+    """Turn a result (attrs model, mapping, list, datetime, filter) into plain JSON-able data;
+    ``text_times=False`` keeps datetimes as they are (for Parquet)."""
     if attrs.has(type(obj)):
-        return {f.name: to_record(getattr(obj, f.name)) for f in attrs.fields(type(obj))}
+        fields = attrs.fields(type(obj))
+        return {f.name: to_record(getattr(obj, f.name), text_times=text_times) for f in fields}
     if isinstance(obj, Mapping):
-        return {str(k): to_record(v) for k, v in obj.items()}
+        return {str(k): to_record(v, text_times=text_times) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [to_record(v) for v in obj]
+        return [to_record(v, text_times=text_times) for v in obj]
+    if isinstance(obj, dt.datetime) and not text_times:
+        return obj
     if isinstance(obj, dt.datetime):
         return obj.isoformat().replace("+00:00", "Z")
     if isinstance(obj, dt.date):

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from helicone_users._cli._output import Column, format_usd, to_record
+from helicone_users._cli._output import Column, format_fixed, format_time, format_usd, to_record
 
 USER_COLUMNS: tuple[Column, ...] = (
     Column(key="user_id", header="user"),
     Column(key="total_requests", header="requests", numeric=True),
     Column(key="cost", header="cost", fmt=format_usd, numeric=True),
     Column(key="active_for", header="active days", numeric=True),
-    Column(key="average_tokens_per_request", header="tokens/req", numeric=True),
-    Column(key="first_active", header="first active"),
-    Column(key="last_active", header="last active"),
+    Column(
+        key="average_tokens_per_request", header="tokens/req", fmt=format_fixed(1), numeric=True
+    ),
+    Column(key="first_active", header="first active (UTC)", fmt=format_time),
+    Column(key="last_active", header="last active (UTC)", fmt=format_time),
 )
 
 STATS_COLUMNS: tuple[Column, ...] = (
@@ -26,12 +28,17 @@ STATS_COLUMNS: tuple[Column, ...] = (
 )
 
 
-def records(items: Sequence[Any]) -> list[dict[str, Any]]:
-    """Plain dicts for a sequence of result models."""
+def records(items: Sequence[Any], *, text_times: bool = True) -> list[dict[str, Any]]:
+    """Plain dicts for a sequence of result models (datetimes as ISO text unless told not to)."""
     out: list[dict[str, Any]] = []
     for item in items:
-        record = to_record(item)
-        out.append(record if isinstance(record, dict) else {"value": record})
+        record = to_record(item, text_times=text_times)
+        if not isinstance(record, dict):
+            record = {"value": record}
+        elif record.get("id") == record.get("user_id"):
+            # The server repeats user_id as id; one copy is enough on screen and in files.
+            del record["id"]
+        out.append(record)
     return out
 
 

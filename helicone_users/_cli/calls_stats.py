@@ -21,6 +21,7 @@ from helicone_users._cli._common import (
 from helicone_users._cli._output import (
     FORMATS,
     Column,
+    format_time,
     print_table,
     sparkline,
     write_records,
@@ -187,12 +188,13 @@ def print_stats(stats: Any, call_metrics: Sequence[Any], stream: IO[str]) -> Non
         values = [_number(b.values.get(key)) for b in stats.call_buckets]
         stream.write(f"{key:>24} {sparkline(values)}\n")
     for kind, extra in (("call", ()), ("usage", (Column(key="model", header="model"),))):
-        rows = stats.to_rows(kind)
+        # Buckets without calls are padding: keep them on the call timeline, not per model.
+        rows = [r for r in stats.to_rows(kind) if kind == "call" or r["count"]]
         if not rows:
             continue
         keys = [k for k in rows[0] if k not in ("kind", "timestamp", "model", "count")]
         columns = [
-            Column(key="timestamp", header="bucket"),
+            Column(key="timestamp", header="bucket", fmt=format_time),
             *extra,
             Column(key="count", header="calls", numeric=True),
             *(Column(key=k, header=k, numeric=True) for k in keys),

@@ -16,9 +16,10 @@ from helicone_users._cli._common import (
     positive_int,
     run,
 )
-from helicone_users._cli._output import RecordWriter, to_record
+from helicone_users._cli._output import RecordWriter
 from helicone_users._cli._progress import Progress
 from helicone_users._cli._timeparse import add_time_options
+from helicone_users._cli._views import records
 from helicone_users._cli.users import add_filter_option, add_sort_option, metrics_kwargs
 from helicone_users._config import DEFAULT_CONCURRENCY, MAX_PAGE_SIZE
 
@@ -112,17 +113,20 @@ async def export(args: argparse.Namespace) -> int:
     kwargs = metrics_kwargs(args)
     if not args.out.parent.is_dir():
         raise UsageError(f"no such directory: {str(args.out.parent)!r}")
-    async with make_client(args) as client:
-        pager = client.users.iter_metrics(
+    progress = Progress(f"export {args.out.name}", enabled=not args.quiet)
+    async with (
+        make_client(args) as client,
+        client.users.iter_metrics(
             **kwargs, page_size=args.page_size, concurrency=args.concurrency
-        )
-        with Progress(f"export {args.out.name}", enabled=not args.quiet) as progress:
+        ) as pager,
+    ):
+        with progress:
             if pq is not None:
                 count = await _write_parquet(pager, args.out, progress, pq)
             else:
                 with atomic_write(args.out, newline="" if fmt == "csv" else None) as f:
                     count = await _write_text(pager, f, fmt, progress)
-    print(f"wrote {count} users to {args.out}", file=sys.stderr)
+    print(f"wrote {count} users ({progress.pages} pages) to {args.out}", file=sys.stderr)
     return 0
 
 
@@ -130,7 +134,7 @@ async def _write_text(pager: Any, f: IO[str], fmt: str, progress: Progress) -> i
     writer = RecordWriter(f, fmt)
     async for page in pager.pages():
         _track(progress, page)
-        writer.write_all(to_record(user) for user in page.users)
+        writer.write_all(records(page.users))
         progress.advance(len(page.users))
     return writer.count
 
@@ -141,7 +145,7 @@ async def _write_parquet(pager: Any, out: Path, progress: Progress, pq: Any) -> 
     rows: list[dict[str, Any]] = []
     async for page in pager.pages():
         _track(progress, page)
-        rows.extend(to_record(user) for user in page.users)
+        rows.extend(records(page.users, text_times=False))
         progress.advance(len(page.users))
     with atomic_path(out) as tmp:
         pq.write_table(pa.Table.from_pylist(rows), tmp)

@@ -51,7 +51,7 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from None
         kwargs: dict[str, Any] = {}
         if window is not None:
-            kwargs["start"], kwargs["end"] = window
+            kwargs["time_range"] = window
         async with make_client(args) as client:
             stats = await client.users.query(user_ids=args.user_ids, **kwargs)
         write_records(records(stats), args.format, sys.stdout, STATS_COLUMNS)

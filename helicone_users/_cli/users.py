@@ -17,22 +17,10 @@ from helicone_users._cli._common import (
 from helicone_users._cli._output import FORMATS, write_records
 from helicone_users._cli._timeparse import add_time_options, resolve_window
 from helicone_users._cli._views import USER_COLUMNS, records
-from helicone_users._config import MAX_PAGE_SIZE
+from helicone_users._config import MAX_PAGE_SIZE, SORT_FIELDS
 
 DEFAULT_LIMIT = 20
 
-SORT_KEYS = (
-    "user_id",
-    "active_for",
-    "first_active",
-    "last_active",
-    "total_requests",
-    "average_requests_per_day_active",
-    "average_tokens_per_request",
-    "total_prompt_tokens",
-    "total_completion_tokens",
-    "cost",
-)
 
 EXAMPLES = """
 helicone-users users --sort cost:desc --limit 10
@@ -86,7 +74,7 @@ def add_sort_option(parser: argparse.ArgumentParser, default: str = "cost:desc")
         type=parse_sort,
         default=parse_sort(default),
         metavar="FIELD[:DIR]",
-        help=f"sort key and direction (default: {default}); fields: {', '.join(SORT_KEYS)}",
+        help=f"sort key and direction (default: {default}); fields: {', '.join(SORT_FIELDS)}",
     )
 
 
@@ -94,9 +82,9 @@ def parse_sort(text: str) -> tuple[str, str]:
     """``cost:desc`` → ``("cost", "desc")``; the direction defaults to ``asc``."""
     field, _, direction = text.partition(":")
     field, direction = field.strip(), (direction.strip().lower() or "asc")
-    if field not in SORT_KEYS:
+    if field not in SORT_FIELDS:
         raise argparse.ArgumentTypeError(
-            f"unknown sort field {field!r}; choose from {', '.join(SORT_KEYS)}"
+            f"unknown sort field {field!r}; choose from {', '.join(SORT_FIELDS)}"
         )
     if direction not in ("asc", "desc"):
         raise argparse.ArgumentTypeError(f"sort direction must be asc or desc, not {direction!r}")
@@ -118,7 +106,7 @@ def metrics_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     except argparse.ArgumentTypeError as exc:
         raise UsageError(str(exc)) from None
     if window is not None:
-        kwargs["start"], kwargs["end"] = window
+        kwargs["time_range"] = window
     return kwargs
 
 
@@ -129,9 +117,12 @@ def main(args: argparse.Namespace) -> int:
         kwargs = metrics_kwargs(args)
         limit = None if args.all else args.limit
         page_size = MAX_PAGE_SIZE if limit is None else min(limit, MAX_PAGE_SIZE)
-        async with make_client(args) as client:
-            users = []
-            async for user in client.users.iter_metrics(**kwargs, page_size=page_size):
+        users = []
+        async with (
+            make_client(args) as client,
+            client.users.iter_metrics(**kwargs, page_size=page_size) as pager,
+        ):
+            async for user in pager:
                 users.append(user)
                 if limit is not None and len(users) >= limit:
                     break
