@@ -52,7 +52,7 @@ _BOOL_DEFAULTS: Final[dict[str, bool]] = {
     "threat": False,
     "is_passthrough_billing": False,
 }
-_KNOWN: Final = frozenset(COLUMN_NAMES) - {"cache_reference_id"}
+_KNOWN: Final = frozenset(COLUMN_NAMES)
 _EPOCH: Final = datetime(1970, 1, 1)
 _DATE_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -89,7 +89,8 @@ def parse_timestamp(value: Any, field: str) -> datetime:
         )
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    return parsed
+    # Stored like DateTime64(3): millisecond precision.
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
 
 
 def _text(value: Any, field: str) -> str:
@@ -191,9 +192,12 @@ def _fill_derived(row: Mapping[str, Any], out: dict[str, Any]) -> None:
     out["cache_enabled"] = (
         out["cached"] if cache_enabled is None else _boolean(cache_enabled, "cache_enabled")
     )
-    out["cache_reference_id"] = (
-        str(uuid.uuid5(uuid.NAMESPACE_URL, out["request_id"])) if out["cached"] else ZERO_UUID
-    )
+    reference = row.get("cache_reference_id")
+    if reference is not None:
+        out["cache_reference_id"] = _text(reference, "cache_reference_id")
+    else:
+        derived = uuid.uuid5(uuid.NAMESPACE_URL, out["request_id"])
+        out["cache_reference_id"] = str(derived) if out["cached"] else ZERO_UUID
     org = row.get("organization_id")
     out["organization_id"] = DEFAULT_ORG_ID if org is None else _text(org, "organization_id")
     out["cost"] = 0 if row.get("cost") is None else _cost(row["cost"])

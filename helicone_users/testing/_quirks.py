@@ -10,7 +10,7 @@ from helicone_users._errors import InvalidRequestError
 from helicone_users.testing._weave import WEAVE_QUIRK_DESCRIPTIONS
 
 # One line each; the README's quirk table says the same in more words.
-QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
+HELICONE_QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
     "cross_table_or_matches_all": "an or between request and users_view leaves filters nothing",
     "users_view_ignored_on_overview": "users_view leaves count as true on metrics-overview",
     "user_query_time_in_ms": "/v1/user/query reads its timeFilter seconds as milliseconds",
@@ -27,6 +27,10 @@ QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
     "count_cache_leak": "metrics count is cached for 60 ms whatever the filter",
     "raw_key_auth": "a key without the Bearer prefix is accepted",
     "empty_condition_500": "an empty column or operator object answers 500",
+}
+HELICONE_QUIRKS: Final[frozenset[str]] = frozenset(HELICONE_QUIRK_DESCRIPTIONS)
+QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
+    **HELICONE_QUIRK_DESCRIPTIONS,
     **WEAVE_QUIRK_DESCRIPTIONS,
 }
 

@@ -265,13 +265,26 @@ def _text_condition(expr: str, op: str, value: str, params: Params, *, specials:
         return f"({expr} IS {'NOT ' if op == 'not-equals' else ''}NULL)"
     if specials and value == "__empty__" and op == "equals":
         return f"({expr} = '')"
-    placeholder = params.add(value)
     if op in ("contains", "not-contains"):
         negate = "NOT " if op == "not-contains" else ""
-        return f"({expr} {negate}ILIKE '%' || {placeholder} || '%')"
+        placeholder = params.add(value)
+        return f"({expr} {negate}ILIKE '%' || {placeholder} || '%' ESCAPE '\\')"
     if op in ("like", "ilike"):
-        return f"({expr} {op.upper()} {placeholder})"
-    return f"({expr} {_COMPARISON[op]} {placeholder})"
+        return f"({expr} {op.upper()} {params.add(like_pattern(value))} ESCAPE '\\')"
+    return f"({expr} {_COMPARISON[op]} {params.add(value)})"
+
+
+def like_pattern(value: str) -> str:
+    """A LIKE pattern where backslash escapes; a dangling final backslash means itself."""
+    index = 0
+    while index < len(value):
+        if value[index] == "\\":
+            if index + 1 == len(value):
+                return value + "\\"
+            index += 2
+        else:
+            index += 1
+    return value
 
 
 def _properties(ops: Any, params: Params, alias: str, options: Options, where: str) -> str:

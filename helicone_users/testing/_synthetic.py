@@ -76,7 +76,7 @@ SELECT d.*,
   greatest(1, floor(exp(6.2 + 0.9 * d.z1)))::BIGINT AS lat,
   greatest(1, floor(exp(5.5 + 1.1 * d.z2)))::BIGINT AS pt,
   greatest(1, floor(exp(4.5 + 0.9 * d.z3)))::BIGINT AS ct,
-  $end_ts - to_microseconds(floor(d.u_time * $span_us)::BIGINT) AS ts,
+  $end_ts - to_milliseconds(floor(d.u_time * $span_ms)::BIGINT) AS ts,
   substr(d.h, 1, 8) || '-' || substr(d.h, 9, 4) || '-' || substr(d.h, 13, 4) || '-'
     || substr(d.h, 17, 4) || '-' || substr(d.h, 21, 12) AS rid
 FROM ({draws}) AS d
@@ -148,6 +148,7 @@ def generate(
             "synthetic data needs users >= 1, requests >= 0 and days >= 1", field="users"
         )
     end_ts = (end or DEFAULT_END).astimezone(timezone.utc).replace(tzinfo=None)
+    end_ts = end_ts.replace(microsecond=end_ts.microsecond // 1000 * 1000)
     slots = _slots()
     params: dict[str, Any] = {
         "seed": seed,
@@ -155,7 +156,7 @@ def generate(
         "users": users,
         "slot_count": len(slots["model"]),
         "end_ts": end_ts,
-        "span_us": days * 86_400 * 1_000_000,
+        "span_ms": days * 86_400 * 1_000,
         "models": slots["model"],
         "providers": slots["provider"],
         "pp": slots["pp"],
