@@ -51,6 +51,14 @@ def histogram_items(rows: Sequence[Any]) -> list[tuple[str, float]]:
     return items
 
 
+def usd_items(rows: Sequence[Any]) -> list[tuple[str, float]]:
+    """Like ``histogram_items``, for ranges of US dollars."""
+    return [
+        (f"{format_usd(row.range_start)} – {format_usd(row.range_end)}", float(row.value))
+        for row in rows
+    ]
+
+
 def _bound(row: Any, name: str) -> str:
     value = getattr(row, name)
     if isinstance(value, float):

@@ -7,8 +7,8 @@ import sys
 from typing import Any
 
 from helicone_users._cli._common import add_command, add_connection_options, make_client, run
-from helicone_users._cli._output import bar_chart, dumps, format_usd, terminal_width
-from helicone_users._cli._views import histogram_items
+from helicone_users._cli._output import bar_chart, dumps, terminal_width
+from helicone_users._cli._views import histogram_items, usd_items
 from helicone_users._cli.users import add_filter_option, parse_filter
 
 P_SIZES = ("p50", "p75", "p95", "p99", "p99.9")
@@ -72,14 +72,5 @@ def print_overview(result: Any, stream: Any) -> None:
     for line in bar_chart(histogram_items(result.request_count), width=width):
         stream.write(line + "\n")
     stream.write("\nCost per user in USD (bar = number of users)\n")
-    items = [(_usd_range(label), v) for label, v in histogram_items(result.user_cost)]
-    for line in bar_chart(items, width=width):
+    for line in bar_chart(usd_items(result.user_cost), width=width):
         stream.write(line + "\n")
-
-
-def _usd_range(label: str) -> str:
-    start, _, end = label.partition(" – ")
-    try:
-        return f"{format_usd(float(start))} – {format_usd(float(end))}"
-    except ValueError:
-        return label
