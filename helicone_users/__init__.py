@@ -35,6 +35,7 @@ from helicone_users._models import (
 )
 from helicone_users._pagination import UserMetricsPager
 from helicone_users._retry import RetryPolicy
+from helicone_users._sync import HeliconeUsers, WeaveStats
 from helicone_users._types import NOT_GIVEN
 from helicone_users.filters import ALL, F, Filter, U, all_of, any_of
 from helicone_users.weave import (
@@ -68,6 +69,7 @@ __all__ = [
     "FilterError",
     "HeliconeAPIError",
     "HeliconeError",
+    "HeliconeUsers",
     "HeliconeWarning",
     "HistogramRow",
     "IgnoredFilterWarning",
@@ -87,6 +89,7 @@ __all__ = [
     "UserMetricsPage",
     "UserMetricsPager",
     "UserStats",
+    "WeaveStats",
     "__version__",
     "all_of",
     "any_of",
