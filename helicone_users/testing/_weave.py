@@ -54,6 +54,8 @@ WEAVE_QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
 WEAVE_QUIRKS: Final[frozenset[str]] = frozenset(WEAVE_QUIRK_DESCRIPTIONS)
 
 _PATH: Final = "/calls/stats"
+_EARLIEST: Final = datetime(1000, 1, 1)
+_LATEST: Final = datetime(9000, 1, 1)
 _TOP_FIELDS: Final = ("project_id", "start", "end", "granularity", "usage_metrics",
                       "call_metrics", "filter", "timezone")
 _SPEC_FIELDS: Final = ("metric", "aggregations", "percentiles")
@@ -107,17 +109,20 @@ def _expected(names: Sequence[str]) -> str:
 
 
 def _parse_datetime(value: Any) -> datetime | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, timezone.utc)
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        return datetime.fromisoformat(text)
-    except ValueError:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            parsed = datetime.fromtimestamp(value, timezone.utc)
+        elif isinstance(value, str):
+            text = value.strip()
+            if text.endswith(("Z", "z")):
+                text = text[:-1] + "+00:00"
+            parsed = datetime.fromisoformat(text)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
         return None
+    # Keep a margin from datetime's limits so zone shifts and bucket steps cannot overflow.
+    return parsed if _EARLIEST <= parsed.replace(tzinfo=None) <= _LATEST else None
 
 
 class _Fields:
