@@ -21,7 +21,9 @@ from __future__ import annotations
 import difflib
 import json
 import math
+import os
 import re
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
@@ -268,8 +270,17 @@ def warn_int32(table: str, column: str, value: int | float, name: str) -> None:
         f"{name} {value!r}: the hosted server binds whole numbers as Int32{detail}; this value is "
         "outside ±2,147,483,647 and the query may fail or compare a wrapped value",
         HeliconeWarning,
-        stacklevel=4,
+        stacklevel=_caller_level(),
     )
+
+
+def _caller_level() -> int:
+    """The warnings stacklevel of the first frame outside this package (the user's line)."""
+    package = os.path.dirname(os.path.abspath(__file__))
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1  # type: ignore[assignment]
+    return level
 
 
 def suggest(name: str, choices: Iterable[str]) -> str:

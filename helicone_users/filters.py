@@ -750,3 +750,6 @@ class UserFields(_Namespace):
 
 F: Final = RequestFields()
 U: Final = UserFields()
+
+# The public path in tracebacks and reprs of the type itself.
+Filter.__module__ = "helicone_users"

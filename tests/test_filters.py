@@ -599,3 +599,9 @@ def test_coerce_accepts_filters_wire_json_and_text() -> None:
 def test_parse_is_the_inverse_of_str_for_the_documented_example() -> None:
     node = parse('model contains "gpt" and latency > 500')
     assert node == F.model.contains("gpt") & (F.latency > 500)
+
+
+def test_the_int32_warning_points_at_the_line_that_built_the_filter() -> None:
+    with pytest.warns(HeliconeWarning) as record:
+        F.cost > 3  # noqa: B015
+    assert record[0].filename == __file__
