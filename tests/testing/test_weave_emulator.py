@@ -380,35 +380,45 @@ async def test_a_model_without_use_in_a_bucket_gets_a_zero_row() -> None:
 # --- the 31-day limit and the client's windows ---------------------------------------------------
 
 LONG_START = datetime(2025, 11, 3, 9, 30, tzinfo=UTC)
-LONG_ROWS = [
-    *make_rows(2, LONG_START, 90, 300, models=("gpt-4o", "gpt-4o-mini", ""), prefix="a"),
-    # A model used in the last month only: the other windows need zero rows for it.
-    *make_rows(3, LONG_START + timedelta(days=70), 5, 20, models=("o3-mini",), prefix="b"),
-]
+DST_START = datetime(2026, 2, 1, 17, 45, tzinfo=UTC)  # spans the March DST changes
+
+
+def long_rows(start: datetime) -> list[dict[str, Any]]:
+    return [
+        *make_rows(2, start, 90, 300, models=("gpt-4o", "gpt-4o-mini", ""), prefix="a"),
+        # A model used in the last month only: the other windows need zero rows for it.
+        *make_rows(3, start + timedelta(days=70), 5, 20, models=("o3-mini",), prefix="b"),
+    ]
 
 
 @pytest.mark.parametrize(
-    ("zone_name", "granularity", "quirks", "alignment"),
+    ("start", "zone_name", "granularity", "quirks", "alignment"),
     [
-        ("UTC", None, (), "timezone"),
-        ("Asia/Kolkata", None, (), "timezone"),
-        ("America/New_York", 21600, (), "timezone"),
-        ("Asia/Kolkata", 3600, ("utc_bucket_alignment",), "utc"),
-        ("UTC", 60, (), "timezone"),
+        (LONG_START, "UTC", None, (), "timezone"),
+        (LONG_START, "Asia/Kolkata", None, (), "timezone"),
+        (LONG_START, "America/New_York", 21600, (), "timezone"),
+        (LONG_START, "Asia/Kolkata", 3600, ("utc_bucket_alignment",), "utc"),
+        (LONG_START, "UTC", 60, (), "timezone"),
+        (DST_START, "Europe/Berlin", None, (), "timezone"),
+        (DST_START, "America/New_York", 3600, (), "timezone"),
+        (DST_START, "America/New_York", 7200, (), "timezone"),
+        (DST_START, "Europe/Berlin", 86400, ("utc_bucket_alignment",), "utc"),
     ],
 )
 async def test_ninety_days_split_by_the_client_equal_one_unlimited_query(
-    zone_name: str, granularity: int | None, quirks: tuple[str, ...], alignment: Any
+    start: datetime, zone_name: str, granularity: int | None, quirks: tuple[str, ...],
+    alignment: Any,
 ) -> None:
-    end = LONG_START + timedelta(days=90)
+    rows = long_rows(start)
+    end = start + timedelta(days=90)
     query: dict[str, Any] = {
-        "start": LONG_START, "end": end, "granularity": granularity, "timezone": zone_name,
+        "start": start, "end": end, "granularity": granularity, "timezone": zone_name,
         "usage_metrics": [UsageMetric("input_tokens", aggregations=("sum", "avg", "min"),
                                       percentiles=(90,)), UsageMetric("total_cost")],
         "call_metrics": [CallMetric("latency_ms", aggregations=("avg", "max"),
                                     percentiles=(50,)), CallMetric("error_count")],
     }
-    async with Emulator(LONG_ROWS, api_key="k", quirks=quirks) as emulator:
+    async with Emulator(rows, api_key="k", quirks=quirks) as emulator:
         async with AsyncWeaveStats("k", base_url=emulator.base_url,
                                    bucket_alignment=alignment) as split:
             windows = await split.call_stats("e/p", **query)
@@ -418,7 +428,7 @@ async def test_ninety_days_split_by_the_client_equal_one_unlimited_query(
             whole = await unlimited.call_stats("e/p", **query)
     assert windows == whole
     assert len({b.model for b in whole.usage_buckets}) == 3
-    assert sum(b.count for b in whole.call_buckets) == len(LONG_ROWS)
+    assert sum(b.count for b in whole.call_buckets) == len(rows)
 
 
 async def test_the_emulator_refuses_more_than_31_days_by_default(emulator: Emulator) -> None:
