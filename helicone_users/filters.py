@@ -7,7 +7,7 @@
     f = (F.model.contains("gpt") & (F.latency > 500)) | F.properties["env"].equals("prod")
     f = f & (U.cost >= 1.5)
     f.to_json()        # the wire's UserFilterNode: a balanced left/operator/right tree
-    str(f)             # model contains "gpt" and latency > 500 or ... (see parse())
+    str(f)             # ((model contains "gpt" and latency > 500) or ...) and user.cost >= 1.5
 
 ``F`` holds the per-request columns (``request_response_rmt``), ``U`` the per-user aggregates
 (``users_view``, without the ``user_`` prefix). Nodes are frozen, hashable and compare by
