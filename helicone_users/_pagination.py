@@ -44,6 +44,40 @@ class _Seen:
         return users if len(kept) == len(users) else tuple(kept)
 
 
+class _Source:
+    """What the generators need: the fetch, the sizes, the first page, the tasks in flight.
+
+    The generators reference this, never the pager, so that a pager dropped after ``break``
+    is freed at once and its generators' finalizers cancel what is in flight.
+    """
+
+    def __init__(
+        self, fetch: FetchPage, page_size: int, concurrency: int, offset: int, ascending: bool
+    ) -> None:
+        self.fetch = fetch
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.offset = offset
+        self.ascending = ascending
+        self.first: UserMetricsPage | None = None
+        self.first_lock: asyncio.Lock | None = None
+        self.in_flight: set[asyncio.Future[UserMetricsPage]] = set()
+
+    async def first_page(self) -> UserMetricsPage:
+        if self.first_lock is None:
+            self.first_lock = asyncio.Lock()
+        async with self.first_lock:
+            if self.first is None:
+                self.first = await self.fetch(self.offset, self.page_size)
+            return self.first
+
+    def start(self, offset: int) -> asyncio.Future[UserMetricsPage]:
+        task = asyncio.ensure_future(self.fetch(offset, self.page_size))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+        return task
+
+
 class UserMetricsPager:
     """All users matching a query, fetched page by page with bounded concurrency.
 
@@ -67,44 +101,44 @@ class UserMetricsPager:
         ascending_user_id: bool,
         offset: int = 0,
     ) -> None:
-        self._fetch = fetch
-        self.page_size = page_size
-        self.concurrency = concurrency
-        self.offset = offset
-        self._ascending_user_id = ascending_user_id
-        self._first: UserMetricsPage | None = None
-        self._first_lock: asyncio.Lock | None = None
-        self._open: set[AsyncGenerator[Any, None]] = set()
+        self._source = _Source(fetch, page_size, concurrency, offset, ascending_user_id)
+        self._open: list[AsyncGenerator[Any, None]] = []
+
+    @property
+    def page_size(self) -> int:
+        """Users per request."""
+        return self._source.page_size
+
+    @property
+    def concurrency(self) -> int:
+        """Requests in flight at most (and pages buffered at most)."""
+        return self._source.concurrency
 
     def __repr__(self) -> str:
         return (
             f"UserMetricsPager(page_size={self.page_size}, concurrency={self.concurrency}, "
-            f"offset={self.offset})"
+            f"offset={self._source.offset})"
         )
 
     def __await__(self) -> Generator[Any, None, UserMetricsPage]:
-        return self.first_page().__await__()
+        return self._source.first_page().__await__()
 
     async def first_page(self) -> UserMetricsPage:
         """The first page (fetched once, then kept)."""
-        if self._first_lock is None:
-            self._first_lock = asyncio.Lock()
-        async with self._first_lock:
-            if self._first is None:
-                self._first = await self._fetch(self.offset, self.page_size)
-            return self._first
+        return await self._source.first_page()
 
     def pages(self) -> AsyncGenerator[UserMetricsPage, None]:
         """Every page in offset order, each holding only users not delivered before."""
-        return self._track(self._pages())
+        return self._track(_pages(self._source))
 
     def __aiter__(self) -> AsyncGenerator[UserMetrics, None]:
-        return self._track(self._users())
+        return self._track(_users(self._source))
 
     async def aclose(self) -> None:
         """Stop every iteration of this pager and cancel the requests in flight."""
         while self._open:
             await self._open.pop().aclose()
+        await _cancel(list(self._source.in_flight))
 
     async def __aenter__(self) -> UserMetricsPager:
         return self
@@ -118,48 +152,50 @@ class UserMetricsPager:
         await self.aclose()
 
     def _track(self, generator: AsyncGenerator[_T, None]) -> AsyncGenerator[_T, None]:
-        self._open.add(generator)
+        self._open.append(generator)
         return generator
 
-    async def _users(self) -> AsyncGenerator[UserMetrics, None]:
-        async with contextlib.aclosing(self._pages()) as pages:
-            async for page in pages:
-                for user in page.users:
-                    yield user
 
-    async def _pages(self) -> AsyncGenerator[UserMetricsPage, None]:
-        seen = _Seen(self._ascending_user_id)
-        first = await self.first_page()
-        yield _without_seen(first, seen)
-        if _is_last(first, self.page_size):
-            return
-        pending: collections.deque[tuple[int, asyncio.Task[UserMetricsPage]]] = collections.deque()
-        count = first.count
-        next_offset = self.offset + self.page_size
-        try:
-            while True:
-                while len(pending) < self.concurrency and next_offset < count:
-                    task = asyncio.ensure_future(self._fetch(next_offset, self.page_size))
-                    pending.append((next_offset, task))
-                    next_offset += self.page_size
-                if not pending:
-                    return
-                offset, task = pending.popleft()
-                page = await task
-                if page.count != count:
-                    _warn_count_changed(count, page.count, offset)
-                    count = page.count
-                    # Pages prefetched against the old total may be shifted: fetch them again.
-                    await _cancel([t for _, t in pending])
-                    pending.clear()
-                    next_offset = offset + self.page_size
-                fresh = _without_seen(page, seen)
-                if fresh.users:
-                    yield fresh
-                if len(page.users) < self.page_size:
-                    return
-        finally:
-            await _cancel([t for _, t in pending])
+async def _users(source: _Source) -> AsyncGenerator[UserMetrics, None]:
+    async with contextlib.aclosing(_pages(source)) as pages:
+        async for page in pages:
+            for user in page.users:
+                yield user
+
+
+async def _pages(source: _Source) -> AsyncGenerator[UserMetricsPage, None]:
+    seen = _Seen(source.ascending)
+    page_size = source.page_size
+    first = await source.first_page()
+    yield _without_seen(first, seen)
+    if _is_last(first, page_size):
+        return
+    pending: collections.deque[tuple[int, asyncio.Future[UserMetricsPage]]] = collections.deque()
+    count = first.count
+    next_offset = source.offset + page_size
+    try:
+        while True:
+            while len(pending) < source.concurrency and next_offset < count:
+                pending.append((next_offset, source.start(next_offset)))
+                next_offset += page_size
+            if not pending:
+                return
+            offset, task = pending.popleft()
+            page = await task
+            if page.count != count:
+                _warn_count_changed(count, page.count, offset)
+                count = page.count
+                # Pages prefetched against the old total may be shifted: fetch them again.
+                await _cancel([t for _, t in pending])
+                pending.clear()
+                next_offset = offset + page_size
+            fresh = _without_seen(page, seen)
+            if fresh.users:
+                yield fresh
+            if len(page.users) < page_size:
+                return
+    finally:
+        await _cancel([t for _, t in pending])
 
 
 def _without_seen(page: UserMetricsPage, seen: _Seen) -> UserMetricsPage:
