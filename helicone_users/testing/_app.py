@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import json
 import logging
 import math
@@ -29,6 +27,7 @@ from helicone_users.testing._schema import (
 )
 from helicone_users.testing._sql import FilterCompileError
 from helicone_users.testing._store import Store
+from helicone_users.testing._weave import add_weave_routes
 
 logger = logging.getLogger(f"{LOGGER_NAME}.emulator")
 
@@ -246,15 +245,6 @@ def build_app(state: EmulatorState) -> web.Application:
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app[STATE_KEY] = state
     add_helicone_routes(app, state)
-    _add_weave_routes(app, state)
+    add_weave_routes(app, state)
     return app
 
-
-def _add_weave_routes(app: web.Application, state: EmulatorState) -> None:
-    # The Weave route group lives in its own module; it is optional while that module is absent.
-    name = "helicone_users.testing._weave"
-    if importlib.util.find_spec(name) is None:
-        return
-    module: Any = importlib.import_module(name)
-    add_weave_routes: Callable[[web.Application, EmulatorState], None] = module.add_weave_routes
-    add_weave_routes(app, state)
