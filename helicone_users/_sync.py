@@ -100,6 +100,10 @@ class _Facade:
     _target: Any
 
     def _run(self, awaitable: Awaitable[_T]) -> _T:
+        if self._runner.closed:
+            if isinstance(awaitable, Coroutine):
+                awaitable.close()  # never started: no "never awaited" warning
+            raise RuntimeError("this client is closed")
         return self._runner.run(_await(awaitable))
 
 
