@@ -1,6 +1,7 @@
 """A deterministic synthetic dataset, generated inside DuckDB so a million rows take seconds.
 
-Every random draw is ``hash(row, seed, k)`` mapped to [0, 1): the same seed gives the same rows.
+Every random draw is ``hash(hash(row, seed) xor k)`` mapped to [0, 1), one independent stream
+per ``k``: the same seed gives the same rows.
 Users follow a Zipf-like activity curve (user k gets about 1/k of the traffic), latency and
 token counts are log-normal, costs are tokens times a per-token price table, a few requests are
 429 or 500, and a few have no user id.
@@ -51,20 +52,20 @@ def _slots() -> dict[str, list[Any]]:
 
 _DRAWS = """
 SELECT i,
-  (hash(i, $seed, 1) >> 11)::DOUBLE / 9007199254740992.0 AS u_user,
-  (hash(i, $seed, 2) >> 11)::DOUBLE / 9007199254740992.0 AS u_time,
-  (hash(i, $seed, 3) >> 11)::DOUBLE / 9007199254740992.0 AS u_model,
-  (hash(i, $seed, 4) >> 11)::DOUBLE / 9007199254740992.0 AS u_status,
-  (hash(i, $seed, 5) >> 11)::DOUBLE / 9007199254740992.0 AS u_misc,
-  (hash(i, $seed, 6) >> 11)::DOUBLE / 9007199254740992.0 AS u_prop,
-  sqrt(-2 * ln(1 - (hash(i, $seed, 7) >> 11)::DOUBLE / 9007199254740992.0))
-    * cos(2 * pi() * (hash(i, $seed, 8) >> 11)::DOUBLE / 9007199254740992.0) AS z1,
-  sqrt(-2 * ln(1 - (hash(i, $seed, 9) >> 11)::DOUBLE / 9007199254740992.0))
-    * cos(2 * pi() * (hash(i, $seed, 10) >> 11)::DOUBLE / 9007199254740992.0) AS z2,
-  sqrt(-2 * ln(1 - (hash(i, $seed, 11) >> 11)::DOUBLE / 9007199254740992.0))
-    * sin(2 * pi() * (hash(i, $seed, 10) >> 11)::DOUBLE / 9007199254740992.0) AS z3,
+  (hash(xor(d0.h0, 1::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_user,
+  (hash(xor(d0.h0, 2::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_time,
+  (hash(xor(d0.h0, 3::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_model,
+  (hash(xor(d0.h0, 4::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_status,
+  (hash(xor(d0.h0, 5::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_misc,
+  (hash(xor(d0.h0, 6::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0 AS u_prop,
+  sqrt(-2 * ln(1 - (hash(xor(d0.h0, 7::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0))
+    * cos(2 * pi() * (hash(xor(d0.h0, 8::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0) AS z1,
+  sqrt(-2 * ln(1 - (hash(xor(d0.h0, 9::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0))
+    * cos(2 * pi() * (hash(xor(d0.h0, 10::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0) AS z2,
+  sqrt(-2 * ln(1 - (hash(xor(d0.h0, 11::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0))
+    * sin(2 * pi() * (hash(xor(d0.h0, 10::UBIGINT)) >> 11)::DOUBLE / 9007199254740992.0) AS z3,
   md5($seed::VARCHAR || ':' || i::VARCHAR) AS h
-FROM range($n) AS r(i)
+FROM (SELECT i, hash(i, $seed) AS h0 FROM range($n) AS r(i)) AS d0
 """
 
 _SHAPED = """
