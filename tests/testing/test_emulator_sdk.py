@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from conftest import EXTRA_ROWS
 from emulator_oracle import (
     expected_order,
     expected_users,
@@ -33,6 +35,9 @@ from helicone_users.testing import Emulator, FaultPlan
 
 RMT = "request_response_rmt"
 USERS = "users_view"
+
+# One emulator serves the whole module (read-only tests), on one module-wide event loop.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
 def rmt(column: str, op: str, value: Any) -> dict[str, Any]:
@@ -133,7 +138,19 @@ LEAVES: list[dict[str, Any]] = [
 ]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def emulator() -> AsyncIterator[Emulator]:
+    async with Emulator.synthetic(seed=7, users=25, requests=600, days=10) as running:
+        await running.add_requests(EXTRA_ROWS)
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def rows(emulator: Emulator) -> list[dict[str, Any]]:
+    return await emulator.rows()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
 async def client(emulator: Emulator) -> AsyncIterator[AsyncHeliconeUsers]:
     async with emulator.client(retry=RetryPolicy.disabled()) as sdk:
         yield sdk
