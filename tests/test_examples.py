@@ -1,0 +1,113 @@
+"""The examples, run against the emulator: the FastAPI app and the restartable export job."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from helicone_users import AsyncHeliconeUsers, RetryPolicy
+from helicone_users.testing import FaultPlan
+from tests.conftest import ServedEmulator, load_example
+
+fastapi_app = load_example("fastapi_app")
+export_job = load_example("export_job")
+
+
+async def _get(app: Any, params: dict[str, Any]) -> httpx.Response:
+    """Run the app's lifespan around one request sent through the ASGI transport."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://app") as http,
+    ):
+        return await http.get("/top-users", params=params)
+
+
+async def test_top_users_endpoint_returns_the_costliest_matching_users(
+    served: ServedEmulator,
+) -> None:
+    app = fastapi_app.create_app(api_key=served.api_key, base_url=served.base_url)
+    response = await _get(app, {"filter": 'model contains "gpt"', "limit": 3})
+    assert response.status_code == 200
+    body = response.json()
+    costs = [u["cost"] for u in body["users"]]
+    assert len(costs) == 3
+    assert costs == sorted(costs, reverse=True)
+    assert body["matching_users"] >= 3
+
+
+async def test_a_bad_filter_is_a_400_with_the_filter_message(served: ServedEmulator) -> None:
+    app = fastapi_app.create_app(api_key=served.api_key, base_url=served.base_url)
+    response = await _get(app, {"filter": "model = "})
+    assert response.status_code == 400
+    assert "model = " in response.json()["detail"]
+
+
+async def test_a_failing_helicone_is_a_502(serve: Callable[..., ServedEmulator]) -> None:
+    server = serve(faults=FaultPlan(rate=1.0, kinds=("500",)))
+    app = fastapi_app.create_app(
+        api_key=server.api_key, base_url=server.base_url, retry=RetryPolicy.disabled()
+    )
+    response = await _get(app, {})
+    assert response.status_code == 502
+    assert "500" in response.json()["detail"]
+
+
+async def test_a_slow_helicone_is_a_504(serve: Callable[..., ServedEmulator]) -> None:
+    server = serve(faults=FaultPlan(rate=1.0, kinds=("slow",), delay=0.5))
+    app = fastapi_app.create_app(
+        api_key=server.api_key,
+        base_url=server.base_url,
+        retry=RetryPolicy.disabled(),
+        timeout=0.05,
+    )
+    response = await _get(app, {})
+    assert response.status_code == 504
+
+
+class _Interrupted(Exception):
+    pass
+
+
+async def test_an_interrupted_export_resumes_to_the_same_file_as_a_one_shot_export(
+    served: ServedEmulator, tmp_path: Path
+) -> None:
+    text = 'model contains "gpt"'
+    one_shot, resumed = tmp_path / "one-shot.jsonl", tmp_path / "resumed.jsonl"
+
+    def stop_after_two_pages(pages_done: int) -> None:
+        if pages_done == 2:
+            raise _Interrupted
+
+    async with AsyncHeliconeUsers(served.api_key, base_url=served.base_url) as client:
+        total = await export_job.run_export(client, text, one_shot, page_size=4, concurrency=3)
+        with pytest.raises(_Interrupted):
+            await export_job.run_export(
+                client, text, resumed, page_size=4, concurrency=3, on_page=stop_after_two_pages
+            )
+        checkpoint = json.loads(export_job.checkpoint_path(resumed).read_text())
+        assert checkpoint["pages_done"] == 2
+        assert len(resumed.read_text().splitlines()) == 8
+        with resumed.open("a") as f:  # a write torn by the crash, after the last checkpoint
+            f.write('{"user_id": "half-writ')
+        again = await export_job.run_export(client, text, resumed, page_size=4, concurrency=3)
+
+    assert again == total > 8
+    assert resumed.read_bytes() == one_shot.read_bytes()
+    ids = [json.loads(line)["user_id"] for line in resumed.read_text().splitlines()]
+    assert ids == sorted(set(ids))
+
+
+async def test_an_export_job_refuses_a_checkpoint_of_another_filter(
+    served: ServedEmulator, tmp_path: Path
+) -> None:
+    out = tmp_path / "users.jsonl"
+    async with AsyncHeliconeUsers(served.api_key, base_url=served.base_url) as client:
+        await export_job.run_export(client, "all", out, page_size=10)
+        with pytest.raises(SystemExit, match="another export"):
+            await export_job.run_export(client, 'model = "gpt-4o"', out, page_size=10)
