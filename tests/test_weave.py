@@ -17,6 +17,8 @@ import aiohttp
 import pytest
 from aioresponses import aioresponses
 from aioresponses import core as aioresponses_core
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import helicone_users
 from helicone_users import (
@@ -463,3 +465,55 @@ async def test_a_failing_window_fails_the_whole_query(weave: AsyncWeaveStats) ->
         with pytest.raises(BadRequestError, match="nope"):
             await weave.call_stats("e/p", start=START, end=START + timedelta(days=90),
                                    call_metrics=["call_count"])
+
+
+# --- properties of bucketing and windows ---------------------------------------------------------
+
+ZONES = ("UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Australia/Lord_Howe",
+         "America/St_Johns", "Pacific/Chatham")
+SIZES = (300, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 268, 5000)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    zone_name=st.sampled_from(ZONES),
+    size=st.sampled_from(SIZES),
+    alignment=st.sampled_from(("timezone", "utc")),
+    offset=st.integers(0, 365 * 86400),
+    span=st.integers(1, 3 * 86400),
+    probes=st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=5),
+)
+def test_every_moment_falls_in_one_listed_bucket(
+    zone_name: str, size: int, alignment: Any, offset: int, span: int, probes: list[float]
+) -> None:
+    zone = ZoneInfo(zone_name)
+    start = datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=offset)
+    end = start + timedelta(seconds=span)
+    starts = bucket_starts(start, end, size, zone, alignment)
+    assert starts == sorted(set(starts))
+    assert starts[0] <= start
+    assert starts[-1] < end
+    for probe in probes:
+        moment = start + timedelta(seconds=span * probe)
+        assert floor_to_bucket(moment, size, zone, alignment) in starts
+        assert floor_to_bucket(moment, size, zone, alignment) <= moment
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    zone_name=st.sampled_from(ZONES),
+    size=st.sampled_from((*SIZES[:-2], 7 * 86400)),
+    alignment=st.sampled_from(("timezone", "utc")),
+    offset=st.integers(0, 365 * 86400),
+    days=st.integers(32, 120),
+)
+def test_windows_list_the_same_buckets_as_the_whole_range(
+    zone_name: str, size: int, alignment: Any, offset: int, days: int
+) -> None:
+    zone = ZoneInfo(zone_name)
+    start = datetime(2025, 6, 1, tzinfo=UTC) + timedelta(seconds=offset)
+    end = start + timedelta(days=days)
+    windows = plan_windows(start, end, size, zone, alignment, timedelta(days=31))
+    assert all(high - low <= timedelta(days=31) for low, high in windows)
+    pieces = [s for low, high in windows for s in bucket_starts(low, high, size, zone, alignment)]
+    assert pieces == bucket_starts(start, end, size, zone, alignment)
