@@ -574,7 +574,11 @@ class NumberField(_Ordered):
 
 
 class ScoreField(NumberField):
-    """One key of the integer ``scores`` map; matches only requests that have the key."""
+    """One key of the integer ``scores`` map; matches only requests that have the key.
+
+    The spec types scores with text operators: ``==`` and ``!=`` are always accepted, while the
+    ordering operators are outside that typing, so strict validation (the emulator) answers 422.
+    """
 
     __slots__ = ()
     kind: ClassVar[str] = SCORE

@@ -59,21 +59,33 @@ def test_a_leaf_with_several_parts_is_their_and() -> None:
     assert not check(wire)
 
 
-def test_missing_values_are_null_and_match_no_comparison() -> None:
-    row = {**ROW, "model": None}
-    assert not check(F.model == "x", row)
-    assert not check(F.model != "x", row)
-    assert check(F.model == "null", row)
-    assert not check(F.model != "null", row)
-    assert not check(F.time_to_first_token < 10, row)
-    assert not check(F.threat.is_false(), row)
+def test_missing_nullable_values_are_null_and_match_no_comparison() -> None:
+    assert "country_code" not in ROW
+    assert not check(F.country_code == "US")
+    assert not check(F.country_code != "US")
+    assert check(F.country_code == "null")
+    assert not check(F.country_code != "null")
+    assert not check(F.time_to_first_token < 10, {**ROW, "time_to_first_token": None})
+    assert check(F.country_code == "US", {**ROW, "country_code": "US"})
 
 
-def test_database_defaults_fill_status_cost_and_cached() -> None:
-    row = {"request_id": "r", "user_id": "u", "request_created_at": T0}
+def test_missing_values_take_the_jsonl_defaults() -> None:
+    row = {"request_id": "r", "user_id": "u", "request_created_at": T0, "latency": 250}
     assert check(F.status == 200, row)
     assert check(F.cost == 0, row)
-    assert check(F.cached.is_false(), row)
+    assert check(F.model == "", row)
+    assert check(F.model != "null", row)
+    assert check(F.prompt_tokens == 0, row)
+    assert check(F.total_tokens == 0, {**row, "prompt_tokens": None})
+    assert check(F.total_tokens == 7, {**row, "prompt_tokens": 3, "completion_tokens": 4})
+    assert check(F.cached.is_false() & F.cache_enabled.is_false() & F.threat.is_false(), row)
+    assert check(F.cache_enabled.is_true(), {**row, "cached": True})
+    assert check(F.cache_reference_id == "00000000-0000-0000-0000-000000000000", row)
+    assert check(
+        F.cache_reference_id != "00000000-0000-0000-0000-000000000000", {**row, "cached": True}
+    )
+    assert check(F.response_created_at == T0 + timedelta(milliseconds=250), row)
+    assert check(F.organization_id.contains("0000"), row)
 
 
 def test_empty_special_tests_for_the_empty_string() -> None:

@@ -8,9 +8,15 @@ emulator's default mode, every quirk off):
 - ``request_response_rmt`` leaves read the row. ``users_view`` (and the legacy ``user_metrics``)
   leaves read ``user``, that user's aggregates keyed without the ``user_`` prefix; with
   ``user=None`` they are true, which is exactly the row (WHERE) pass of the two-pass compiler.
-- A missing or ``None`` row value is SQL NULL: every comparison with it is false, except the text
-  special ``equals "null"``. Defaults that the database fills in: ``status`` 200, ``cost`` 0,
-  ``cached`` false, ``properties`` and ``scores`` empty.
+- A missing or ``None`` row value takes the emulator's JSONL default: ``""`` for ``model``,
+  ``provider``, ``target_url``, the bodies, ``scores_column`` and ``assets``; 0 for ``latency``,
+  ``cost`` and the token counts (``total_tokens`` = prompt + completion); ``status`` 200; false
+  for ``cached``, ``threat`` and ``is_passthrough_billing``; ``cache_enabled`` = ``cached``;
+  ``response_created_at`` = ``request_created_at`` + ``latency`` ms; the default organization and
+  cache reference id; empty ``properties`` and ``scores``. The nullable columns
+  (``country_code``, ``node_id``, ``job_id``, ``prompt_id``, ``prompt_version``,
+  ``request_referrer``, ``time_to_first_token``) stay SQL NULL: every comparison with NULL is
+  false, except the text special ``equals "null"``.
 - Text: ``equals``/``not-equals`` compare exactly; on plain columns ``equals "null"`` is IS NULL,
   ``not-equals "null"`` IS NOT NULL and ``equals "__empty__"`` tests for ``""``. ``like`` is
   case-sensitive LIKE, ``ilike`` case-insensitive; ``contains`` is ``ILIKE '%v%'`` and
@@ -32,8 +38,9 @@ from __future__ import annotations
 import math
 import operator as op
 import re
+import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any, Final
 
@@ -49,6 +56,7 @@ from helicone_users._filter_text import (
     USERS,
     parse_timestamp,
 )
+from helicone_users.testing._store import DEFAULT_ORG_ID, ZERO_UUID
 
 __all__ = ["matches"]
 
@@ -60,7 +68,20 @@ _ORDER: Final[Mapping[str, Callable[[Any, Any], bool]]] = {
     "lt": op.lt,
     "lte": op.le,
 }
-_DEFAULTS: Final[Mapping[str, Any]] = {"status": 200, "cost": 0, "cached": False}
+_DEFAULTS: Final[Mapping[str, Any]] = {
+    **dict.fromkeys(
+        ("model", "provider", "target_url", "request_body", "response_body", "scores_column"), ""
+    ),
+    "assets": "",
+    **dict.fromkeys(
+        ("latency", "prompt_tokens", "completion_tokens", "prompt_cache_read_tokens"), 0
+    ),
+    "prompt_cache_write_tokens": 0,
+    "status": 200,
+    "cost": 0,
+    **dict.fromkeys(("cached", "threat", "is_passthrough_billing"), False),
+    "organization_id": DEFAULT_ORG_ID,
+}
 _FEEDBACK: Final = "helicone-score-feedback"
 
 
@@ -160,10 +181,31 @@ def _request_value(column: str, row: Mapping[str, Any]) -> Any:
         return {0: False, 1: True}.get(feedback)  # other scores equal neither true nor false
     value = row.get(column)
     if value is None:
-        value = _DEFAULTS.get(column)
+        value = _derived(column, row) if column in _DERIVED else _DEFAULTS.get(column)
     if column == "cost" and value is not None:
         return round(value * 1_000_000_000)
     return value
+
+
+def _derived(column: str, row: Mapping[str, Any]) -> Any:
+    """Defaults that depend on other columns, as the emulator's JSONL loader fills them."""
+    if column == "total_tokens":
+        return _request_value("prompt_tokens", row) + _request_value("completion_tokens", row)
+    if column == "response_created_at":
+        start = row.get("request_created_at")
+        if start is None:
+            return None
+        return _millis(start) + timedelta(milliseconds=_request_value("latency", row))
+    cached = bool(_request_value("cached", row))
+    if column == "cache_enabled":
+        return cached
+    # cache_reference_id: a stable id per cached request, the zero UUID otherwise.
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, str(row.get("request_id")))) if cached else ZERO_UUID
+
+
+_DERIVED: Final = frozenset(
+    ("total_tokens", "response_created_at", "cache_enabled", "cache_reference_id")
+)
 
 
 def _request_bound(column: str, value: Any) -> Any:
