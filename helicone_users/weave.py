@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp
 import attrs
 
+from helicone_users._client import user_agent
 from helicone_users._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -444,10 +445,12 @@ class AsyncWeaveStats:
         self._session = Session(
             base_url=url,
             authorization=f"Basic {token}",
+            user_agent=user_agent(),
             timeout=timeout,
             retry=retry if retry is not None else RetryPolicy(),
             rate_limit=rate_limit,
             session=session,
+            max_connections_per_host=max(max_concurrency, 16),
         )
         self._base_url = url.rstrip("/")
         self._max_concurrency = max_concurrency
@@ -459,10 +462,16 @@ class AsyncWeaveStats:
         """The server this client talks to."""
         return self._base_url
 
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every request."""
+        return self._session.retry
+
     def __repr__(self) -> str:
         return f"AsyncWeaveStats(base_url={self._base_url!r})"
 
     async def __aenter__(self) -> AsyncWeaveStats:
+        await self._session.__aenter__()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
