@@ -67,10 +67,10 @@ def main(args: argparse.Namespace) -> int:
     """Run ``demo``."""
     try:
         import helicone_users.testing  # noqa: F401  (needs duckdb)
-    except ImportError as exc:
+    except ImportError:
         return fail(
-            f"the demo needs the emulator extra ({exc.name or 'duckdb'} is missing): "
-            "pip install 'helicone-users[emulator]' (or '.[all]' in a checkout)",
+            "the demo needs the emulator extra (DuckDB): pip install 'helicone-users[emulator]'"
+            " (or pip install -e '.[all]' in a checkout)",
             EXIT_API_ERROR,
         )
     return run(args, lambda: tour(args, sys.stdout))
