@@ -52,8 +52,15 @@ class _Source:
     """
 
     def __init__(
-        self, fetch: FetchPage, page_size: int, concurrency: int, offset: int, ascending: bool
+        self,
+        fetch: FetchPage,
+        page_size: int,
+        concurrency: int,
+        offset: int,
+        ascending: bool,
+        eager: bool,
     ) -> None:
+        self.eager = eager
         self.fetch = fetch
         self.page_size = page_size
         self.concurrency = concurrency
@@ -100,8 +107,9 @@ class UserMetricsPager:
         concurrency: int,
         ascending_user_id: bool,
         offset: int = 0,
+        eager: bool = False,
     ) -> None:
-        self._source = _Source(fetch, page_size, concurrency, offset, ascending_user_id)
+        self._source = _Source(fetch, page_size, concurrency, offset, ascending_user_id, eager)
         self._open: list[AsyncGenerator[Any, None]] = []
 
     @property
@@ -166,14 +174,24 @@ async def _users(source: _Source) -> AsyncGenerator[UserMetrics, None]:
 async def _pages(source: _Source) -> AsyncGenerator[UserMetricsPage, None]:
     seen = _Seen(source.ascending)
     page_size = source.page_size
-    first = await source.first_page()
-    yield _without_seen(first, seen)
-    if _is_last(first, page_size):
-        return
     pending: collections.deque[tuple[int, asyncio.Future[UserMetricsPage]]] = collections.deque()
-    count = first.count
     next_offset = source.offset + page_size
+    if source.eager and source.first is None:
+        # Start the next pages with the first one, before its count is known: one round trip
+        # fewer, at the price of requests for pages that may not exist.
+        for _ in range(source.concurrency - 1):
+            pending.append((next_offset, source.start(next_offset)))
+            next_offset += page_size
     try:
+        first = await source.first_page()
+        count = first.count
+        await _cancel([task for offset, task in pending if offset >= count])
+        while pending and pending[-1][0] >= count:
+            pending.pop()
+            next_offset -= page_size
+        yield _without_seen(first, seen)
+        if _is_last(first, page_size):
+            return
         while True:
             while len(pending) < source.concurrency and next_offset < count:
                 pending.append((next_offset, source.start(next_offset)))

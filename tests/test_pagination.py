@@ -443,3 +443,26 @@ async def test_breaking_out_over_http_leaves_no_task_behind(
                 break
     leftover = [t for t in _other_tasks() if "RequestHandler" not in repr(t.get_coro())]
     assert leftover == []
+
+
+async def test_eager_starts_the_next_pages_with_the_first() -> None:
+    fake = FakeUsers(_ids(100), delays={0: 0.01})
+    pager = UserMetricsPager(
+        fake.fetch, page_size=10, concurrency=4, ascending_user_id=True, eager=True
+    )
+    async with pager:
+        seen = await _collect(pager)
+    assert seen == _ids(100)
+    assert fake.calls[:4] == [0, 10, 20, 30]
+    assert fake.max_in_flight == 4
+
+
+async def test_eager_pages_beyond_the_count_are_dropped() -> None:
+    fake = FakeUsers(_ids(15), delays={0: 0.0, 20: 0.05, 30: 0.05})
+    pager = UserMetricsPager(
+        fake.fetch, page_size=10, concurrency=4, ascending_user_id=True, eager=True
+    )
+    assert await _collect(pager) == _ids(15)
+    assert sorted(fake.cancelled) == [20, 30]
+    assert fake.in_flight == 0
+    assert not _other_tasks()
