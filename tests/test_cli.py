@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,6 +110,26 @@ def test_an_export_failing_mid_way_leaves_no_file_and_no_temp_file(
     assert result.returncode == 1
     assert "users, 1 pages" in result.stderr  # it had started writing
     assert "500" in result.stderr.splitlines()[-1]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigint_mid_export_exits_130_and_leaves_no_file(
+    serve: Callable[..., ServedEmulator], tmp_path: Path
+) -> None:
+    server = serve(faults=FaultPlan(rate=1.0, kinds=("slow",), delay=0.3))
+    command = [
+        sys.executable, "-m", "helicone_users", "export", "--out", str(tmp_path / "users.csv"),
+        "--page-size", "5", "--concurrency", "1",
+    ]  # fmt: skip
+    env = {**os.environ, **served_env(server)}
+    with subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True) as process:
+        assert process.stderr is not None
+        first_line = process.stderr.readline()  # the progress line after the first page
+        process.send_signal(signal.SIGINT)
+        rest = process.stderr.read()
+    assert "users, 1 pages" in first_line
+    assert process.returncode == 130
+    assert rest.strip().splitlines() == ["helicone-users: interrupted"]
     assert list(tmp_path.iterdir()) == []
 
 

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 
 def temp_path_for(target: Path) -> Path:
-    """A fresh, hidden temporary path in ``target``'s directory (same filesystem, so rename is
-    atomic)."""
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
+    """A fresh, hidden temporary file in ``target``'s directory (same filesystem, so the rename
+    is atomic), created with the usual permissions (0666 less the umask), not mkstemp's 0600."""
+    for _ in range(100):
+        candidate = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return candidate
+    raise FileExistsError(f"could not create a temporary file beside {target}")
 
 
 def _fsync_file(path: Path) -> None:
