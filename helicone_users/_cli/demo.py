@@ -91,6 +91,7 @@ class _Printer:
     def heading(self, number: int, title: str) -> None:
         text = f"{number}. {title}"
         if self.console is not None:
+            self.line()
             self.console.rule(f"[bold]{text}", align="left")
         else:
             self.line(f"\n== {text} " + "=" * max(self.width - len(text) - 7, 3))
