@@ -343,12 +343,23 @@ def _negate_leaf(leaf: Leaf) -> Filter:
 
 
 def _compile(node: Filter) -> Any:
-    if isinstance(node, Leaf):
-        return node.wire()
-    if isinstance(node, (And, Or)):
-        operator = "and" if isinstance(node, And) else "or"
-        return _balanced([_compile(child) for child in node.children], operator)
-    return "all"
+    """Post-order with an explicit stack, so deeply nested and/or groups need no recursion."""
+    done: list[Any] = []
+    todo: list[tuple[Filter, bool]] = [(node, False)]
+    while todo:
+        current, children_done = todo.pop()
+        if isinstance(current, (And, Or)):
+            if children_done:
+                count = len(current.children)
+                operands = done[-count:]
+                del done[-count:]
+                done.append(_balanced(operands, "and" if isinstance(current, And) else "or"))
+            else:
+                todo.append((current, True))
+                todo.extend((child, False) for child in reversed(current.children))
+        else:
+            done.append(current.wire() if isinstance(current, Leaf) else "all")
+    return done[0]
 
 
 def _balanced(items: list[Any], operator: str) -> Any:

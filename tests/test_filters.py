@@ -605,3 +605,12 @@ def test_the_int32_warning_points_at_the_line_that_built_the_filter() -> None:
     with pytest.warns(HeliconeWarning) as record:
         F.cost > 3  # noqa: B015
     assert record[0].filename == __file__
+
+
+def test_deeply_nested_groups_compile_without_recursion_errors() -> None:
+    node: Filter = F.latency == 0
+    for i in range(1, sys.getrecursionlimit() * 2):
+        node = (node | (F.model == str(i))) & (F.status != i)
+    wire = node.to_json()
+    assert _depth(wire) > sys.getrecursionlimit()
+    assert _inorder(wire)[0] == rmt("latency", "equals", 0)
