@@ -437,34 +437,51 @@ def _quirks(state: Any) -> frozenset[str]:
 
 
 def make_handler(state: Any) -> Callable[[web.Request], Any]:
-    """The aiohttp handler of ``POST /calls/stats`` over the emulator's state."""
+    """The aiohttp handler of ``POST /calls/stats`` over the emulator's state, with its faults."""
 
-    async def handle(request: web.Request) -> web.Response:
-        if not _authorized(request.headers.get("Authorization"), str(state.api_key)):
-            return web.json_response({"detail": "Not authenticated"}, status=401,
-                                     headers={"WWW-Authenticate": "Basic"})
-        limiter = getattr(state, "limiter", None)
-        if limiter is not None:
-            allowed, headers = limiter.hit()
-            if not allowed:
-                return web.json_response({"reason": "Too many requests"}, status=429,
-                                         headers=headers)
-        quirks = _quirks(state)
-        try:
-            body = json.loads(await request.read() or b"null")
-        except ValueError:
-            return web.json_response({"detail": [_error("json_invalid", [], "JSON decode error",
-                                                        None)]}, status=422)
-        try:
-            query, start, end = parse_request(body, quirks, now=datetime.now(timezone.utc),
-                                              max_range_days=max_range_days(state))
-        except _Reject as reject:
-            return web.json_response(reject.body, status=reject.status)
-        calls = await _load_calls(state, query, quirks) if query.granularity else []
-        answer = compute_stats(calls, query, prices(state), echo_start=start, echo_end=end)
-        return web.json_response(answer)
+    async def handle(request: web.Request) -> web.StreamResponse:
+        # The fault machinery is shared with the Helicone routes; _app imports this module.
+        from helicone_users.testing import _app
+
+        state.seen_requests = getattr(state, "seen_requests", 0) + 1
+        fault = await _app._inject_fault(request, state) if hasattr(state, "faults") else None
+        if isinstance(fault, web.Response):
+            return fault
+        if fault == "reset":
+            return _app._reset(request)
+        response = await answer(state, request)
+        if fault == "truncate":
+            return await _app._truncate(request, response)
+        return response
 
     return handle
+
+
+async def answer(state: Any, request: web.Request) -> web.Response:
+    """Auth, rate limit, validation, then the stats of the stored calls."""
+    if not _authorized(request.headers.get("Authorization"), str(state.api_key)):
+        return web.json_response({"detail": "Not authenticated"}, status=401,
+                                 headers={"WWW-Authenticate": "Basic"})
+    limiter = getattr(state, "limiter", None)
+    if limiter is not None:
+        allowed, headers = limiter.hit()
+        if not allowed:
+            return web.json_response({"reason": "Too many requests"}, status=429,
+                                     headers=headers)
+    quirks = _quirks(state)
+    try:
+        body = json.loads(await request.read() or b"null")
+    except (ValueError, RecursionError):
+        return web.json_response({"detail": [_error("json_invalid", [], "JSON decode error",
+                                                    None)]}, status=422)
+    try:
+        query, start, end = parse_request(body, quirks, now=datetime.now(timezone.utc),
+                                          max_range_days=max_range_days(state))
+    except _Reject as reject:
+        return web.json_response(reject.body, status=reject.status)
+    calls = await _load_calls(state, query, quirks) if query.granularity else []
+    result = compute_stats(calls, query, prices(state), echo_start=start, echo_end=end)
+    return web.json_response(result)
 
 
 def add_weave_routes(app: web.Application, state: Any) -> None:

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helicone_users import AsyncWeaveStats, InternalServerError
+from helicone_users import AsyncWeaveStats, CallMetric, InternalServerError, UsageMetric
 from helicone_users._retry import RetryPolicy
-from helicone_users.testing import QUIRKS, Emulator
+from helicone_users.testing import QUIRKS, Emulator, FaultPlan
 from helicone_users.testing._quirks import resolve_quirks
 from helicone_users.testing._weave import WEAVE_QUIRKS, _Reject, parse_request
 from helicone_users.testing._weave_stats import compute_stats, default_prices
@@ -284,3 +284,25 @@ async def test_extra_fields_ignored_accepts_unknown_fields() -> None:
     async with quirky("extra_fields_ignored") as emulator:
         status, _ = await post(emulator, body(bogus=1))
     assert status == 200
+
+
+# --- faults --------------------------------------------------------------------------------------
+
+
+async def test_injected_faults_are_retried_to_the_same_answer() -> None:
+    query: dict[str, Any] = {
+        "start": datetime(2026, 1, 5, tzinfo=UTC), "end": datetime(2026, 1, 6, tzinfo=UTC),
+        "granularity": 3600, "call_metrics": [CallMetric("latency_ms", aggregations=("avg",))],
+        "usage_metrics": [UsageMetric("input_tokens")],
+    }
+    async with Emulator(ROWS, api_key=KEY) as clean, AsyncWeaveStats(
+        KEY, base_url=clean.base_url
+    ) as weave:
+        expected = await weave.call_stats("e/p", **query)
+    plan = FaultPlan(rate=0.6, seed=3, kinds=("429", "502", "503", "reset", "truncate"))
+    async with Emulator(ROWS, api_key=KEY, faults=plan) as faulty, AsyncWeaveStats(
+        KEY, base_url=faulty.base_url, retry=RetryPolicy.testing(max_attempts=20)
+    ) as weave:
+        got = await weave.call_stats("e/p", **query)
+        assert faulty.state.faults.injected
+    assert got == expected
