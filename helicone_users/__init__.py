@@ -36,7 +36,7 @@ from helicone_users._models import (
 from helicone_users._pagination import UserMetricsPager
 from helicone_users._retry import RetryPolicy
 from helicone_users._sync import HeliconeUsers, WeaveStats
-from helicone_users._types import NOT_GIVEN
+from helicone_users._types import NOT_GIVEN, NotGiven
 from helicone_users.filters import ALL, F, Filter, U, all_of, any_of
 from helicone_users.weave import (
     AsyncWeaveStats,
@@ -77,6 +77,7 @@ __all__ = [
     "InvalidRequestError",
     "MetricsOverview",
     "NotFoundError",
+    "NotGiven",
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",

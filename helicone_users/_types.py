@@ -23,5 +23,6 @@ class NotGiven(enum.Enum):
 
 
 NOT_GIVEN: Final = NotGiven.NOT_GIVEN
+NotGiven.__module__ = "helicone_users"
 
 NotGivenOr = Union[_T, NotGiven]  # noqa: UP007 - a runtime alias must work on Python 3.10
