@@ -28,7 +28,7 @@ from helicone_users._config import (
     REGION_BASE_URLS,
     SORT_FIELDS,
 )
-from helicone_users._converter import make_converter, structure_or_raise
+from helicone_users._converter import fast_metrics_page, make_converter, structure_or_raise
 from helicone_users._errors import (
     HeliconeAPIError,
     HeliconeWarning,
@@ -48,7 +48,7 @@ from helicone_users._models import (
 )
 from helicone_users._pagination import UserMetricsPager, gather_bounded
 from helicone_users._retry import RetryPolicy
-from helicone_users._session import Session
+from helicone_users._session import Session, decode_json
 from helicone_users._types import NOT_GIVEN, NotGiven
 
 __all__ = ["AsyncHeliconeUsers", "Users"]
@@ -305,9 +305,11 @@ class Users:
 
     async def _fetch_page(self, query: MetricsQuery) -> UserMetricsPage:
         client = self._client
-        answer = await client._session.post_json(
-            _METRICS_PATH, client._converter.unstructure(query)
-        )
+        raw = await client._session.post_bytes(_METRICS_PATH, client._converter.unstructure(query))
+        page = fast_metrics_page(raw, offset=query.offset, limit=query.limit)
+        if page is not None:
+            return page
+        answer = decode_json(raw, method="POST", path=_METRICS_PATH)
         data = unwrap_envelope(answer, method="POST", path=_METRICS_PATH)
         if isinstance(data, dict):
             data = {**data, "offset": query.offset, "limit": query.limit}

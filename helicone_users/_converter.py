@@ -36,6 +36,7 @@ from helicone_users._models import (
 __all__ = [
     "REQUEST_OVERRIDES",
     "WIRE_OVERRIDES",
+    "fast_metrics_page",
     "locate_error",
     "make_converter",
     "structure_or_raise",
@@ -376,6 +377,65 @@ def _misfit_first(enclosing: Any, field_path: str) -> Any:
     if isinstance(enclosing, Mapping) and key in enclosing:
         return {key: enclosing[key], **enclosing}
     return enclosing
+
+
+# --- The C fast path for metrics pages (optional: the ``fast`` extra installs msgspec) ----------
+
+
+def fast_metrics_page(raw: bytes, *, offset: int, limit: int) -> UserMetricsPage | None:
+    """The page decoded in C by msgspec, when it is installed and the body is a plain success
+    whose values need no leniency beyond numeric strings; ``None`` means "use the general path"
+    (json + the converter), which also produces every error."""
+    decoder = _page_decoder()
+    if decoder is None:
+        return None
+    try:
+        envelope = decoder.decode(raw)
+    except (ValueError, TypeError):  # msgspec's DecodeError and ValidationError are ValueErrors
+        return None
+    data = envelope.data
+    if data is None or envelope.error is not None:
+        return None
+    for user in data.users:
+        if user.first_active.tzinfo is not _UTC or user.last_active.tzinfo is not _UTC:
+            return None  # offsets or naive times: the general path normalises them
+    return UserMetricsPage(
+        users=tuple(data.users),
+        count=data.count,
+        has_users=data.has_users,
+        offset=offset,
+        limit=limit,
+    )
+
+
+_PAGE_DECODER: list[Any] = []
+
+
+def _page_decoder() -> Any:
+    if not _PAGE_DECODER:
+        _PAGE_DECODER.append(_build_page_decoder())
+    return _PAGE_DECODER[0]
+
+
+def _build_page_decoder() -> Any:
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    has_users = WIRE_OVERRIDES[UserMetricsPage]["has_users"].rename or "has_users"
+
+    # Built with defstruct: real types, not the string annotations of this module.
+    page_data = msgspec.defstruct(
+        "PageData",
+        [
+            ("users", list[UserMetrics]),
+            ("count", int),
+            ("has_users", bool, msgspec.field(name=has_users)),
+        ],
+    )
+    envelope = msgspec.defstruct("Envelope", [("data", page_data | None), ("error", Any, None)])
+    # strict=False accepts numbers sent as strings ("3", "1e-7"), like the converter does.
+    return msgspec.json.Decoder(envelope, strict=False)
 
 
 # --- The converter -------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, get_type_hints
 
 import attrs
 
@@ -125,8 +125,8 @@ class UsersQuery:
     time_filter: TimeFilter | None = None
 
 
-# Resolve the string annotations here, once, so that tools reading them (cattrs) need not look
-# them up in the public module that the public classes name as their own.
+# Resolve the string annotations here, once, so that tools reading them (cattrs, msgspec,
+# typing) need not look them up in the public module the public classes name as their own.
 _PUBLIC: tuple[type[Any], ...] = (
     HistogramRow,
     MetricsOverview,
@@ -136,6 +136,7 @@ _PUBLIC: tuple[type[Any], ...] = (
 )
 for _cls in (TimeFilter, MetricsQuery, OverviewQuery, UsersQuery, *_PUBLIC):
     attrs.resolve_types(_cls)
+    _cls.__annotations__.update(get_type_hints(_cls))
 for _cls in _PUBLIC:
     _cls.__module__ = "helicone_users"
 del _cls

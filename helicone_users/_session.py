@@ -39,7 +39,14 @@ from helicone_users._errors import (
 from helicone_users._retry import RetryPolicy, parse_retry_after
 from helicone_users._types import NOT_GIVEN, NotGiven
 
-__all__ = ["NOT_GIVEN", "RateLimiter", "Session", "status_error", "translate_exception"]
+__all__ = [
+    "NOT_GIVEN",
+    "RateLimiter",
+    "Session",
+    "decode_json",
+    "status_error",
+    "translate_exception",
+]
 
 _log = logging.getLogger(LOGGER_NAME)
 
@@ -305,6 +312,17 @@ class Session:
         timeout: float | aiohttp.ClientTimeout | NotGiven = NOT_GIVEN,
     ) -> Any:
         """POST ``body`` as JSON and return the decoded JSON of the 2xx answer, after retries."""
+        raw = await self.post_bytes(path, body, timeout=timeout)
+        return decode_json(raw, method="POST", path=path)
+
+    async def post_bytes(
+        self,
+        path: str,
+        body: Mapping[str, Any],
+        *,
+        timeout: float | aiohttp.ClientTimeout | NotGiven = NOT_GIVEN,
+    ) -> bytes:
+        """POST ``body`` as JSON and return the raw body of the 2xx answer, after retries."""
         data = json.dumps(body, separators=(",", ":")).encode()
         request_timeout = None if isinstance(timeout, NotGiven) else _client_timeout(timeout)
         return await self.retry.call(
@@ -313,7 +331,7 @@ class Session:
 
     async def _attempt(
         self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
-    ) -> Any:
+    ) -> bytes:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
         started = time.perf_counter()
@@ -330,7 +348,9 @@ class Session:
             len(raw),
             (time.perf_counter() - started) * 1000,
         )
-        return _decode(status, headers, raw, method=method, path=path)
+        if 200 <= status < 300:
+            return raw
+        raise _error_for(status, headers, raw, method=method, path=path)
 
     async def _send(
         self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
@@ -359,23 +379,31 @@ class Session:
         return self._session
 
 
-def _decode(status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str) -> Any:
+def decode_json(raw: bytes, *, method: str, path: str) -> Any:
+    """The JSON in a body; a body that is not JSON raises ResponseValidationError."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        text = snippet(raw)
+        raise ResponseValidationError(
+            f"{method} {path} answered with a body that is not JSON: {text!r}",
+            method=method,
+            path=path,
+            body_snippet=text,
+        ) from None
+
+
+def _error_for(
+    status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str
+) -> APIStatusError:
     text = raw.decode("utf-8", errors="replace")
     try:
         body: Any = json.loads(raw) if raw else None
     except ValueError:
         body = None
-        if 200 <= status < 300:
-            raise ResponseValidationError(
-                f"{method} {path} answered {status} with a body that is not JSON: "
-                f"{snippet(text)!r}",
-                method=method,
-                path=path,
-                body_snippet=snippet(text),
-            ) from None
-    if 200 <= status < 300:
-        return body
-    raise status_error(status, method=method, path=path, body=body, text=text, headers=headers)
+    return status_error(status, method=method, path=path, body=body, text=text, headers=headers)
 
 
 def _check_base_url(base_url: str) -> str:

@@ -424,3 +424,15 @@ async def test_the_key_appears_in_no_log_repr_or_error(
     assert any("retrying" in text for text in texts)
     assert any("-> 200" in text for text in texts)
     assert all(CANARY not in text for text in texts)
+
+
+async def test_pages_decode_the_same_without_the_c_fast_path(
+    mocked: aioresponses, client: AsyncHeliconeUsers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helicone_users import _converter
+
+    body = _ok({"users": [_user(1), _user(2)], "count": "2", "hasUsers": True})
+    mocked.post(METRICS, payload=body, repeat=True)
+    first = await client.users.metrics(limit=2)
+    monkeypatch.setattr(_converter, "_PAGE_DECODER", [None])
+    assert await client.users.metrics(limit=2) == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ from helicone_users import (
     UserMetricsPage,
     UserStats,
 )
-from helicone_users._converter import make_converter, structure_or_raise
+from helicone_users._converter import fast_metrics_page, make_converter, structure_or_raise
 from helicone_users._models import MetricsQuery, OverviewQuery, TimeFilter, UsersQuery
 
 UTC = timezone.utc
@@ -262,3 +263,38 @@ def test_any_page_survives_a_trip_through_wire_json(
             row["active_for"] = str(row["active_for"])
         wire["count"] = str(wire["count"])
     assert converter.structure(wire, UserMetricsPage) == page
+
+
+def _raw_page(users: list[dict[str, Any]], count: int | str = 3) -> bytes:
+    return json.dumps(
+        {"data": {"users": users, "count": count, "hasUsers": True}, "error": None}
+    ).encode()
+
+
+def test_the_c_fast_path_and_the_general_path_agree(converter: cattrs.Converter) -> None:
+    pytest.importorskip("msgspec")
+    users = [_user(1), _user(2, active_for="4", cost="1e-7", rate_limited_count="1", extra=[1])]
+    raw = _raw_page(users, count="9")
+    fast = fast_metrics_page(raw, offset=10, limit=2)
+    general = structure_or_raise(
+        converter, {**json.loads(raw)["data"], "offset": 10, "limit": 2}, UserMetricsPage
+    )
+    assert fast is not None
+    assert fast == general
+    assert fast.users[0].first_active.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _raw_page([_user(1, cost=None)]),
+        _raw_page([_user(1, last_active="2024-05-01T14:00:00+02:00")]),
+        _raw_page([_user(1, last_active="2024-05-01 12:00:00")]),
+        _raw_page([_user(1, total_requests=2.5)]),
+        b'{"data": null, "error": "boom"}',
+        b"not json",
+    ],
+)
+def test_the_fast_path_leaves_anything_unusual_to_the_general_path(body: bytes) -> None:
+    pytest.importorskip("msgspec")
+    assert fast_metrics_page(body, offset=0, limit=10) is None
