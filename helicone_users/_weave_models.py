@@ -63,11 +63,15 @@ def format_utc(moment: datetime) -> str:
 # --- request pieces ------------------------------------------------------------------------------
 
 
+def _is_text(value: object) -> bool:
+    # Strings are iterable, but a lone string is never a list of names or numbers.
+    return isinstance(value, (str, bytes))
+
+
 def _names(value: Iterable[str], *, field: str, allowed: Sequence[str]) -> tuple[str, ...]:
-    if isinstance(value, str):
+    if isinstance(value, str) or not isinstance(value, Iterable):
         raise InvalidRequestError(
-            f"{field} must be a list of names, not the string {value!r}; write ({value!r},)",
-            field=field,
+            f"{field} must be a list of names, not {value!r}; write ({value!r},)", field=field
         )
     names = tuple(value)
     for name in names:
@@ -80,12 +84,16 @@ def _names(value: Iterable[str], *, field: str, allowed: Sequence[str]) -> tuple
     return names
 
 
-def _aggregations(value: Iterable[str]) -> tuple[str, ...]:
+def _aggregations(value: Iterable[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ("sum",)
     return _names(value, field="aggregations", allowed=AGGREGATIONS)
 
 
-def _percentiles(value: Iterable[float]) -> tuple[int, ...]:
-    if isinstance(value, (str, int, float)):
+def _percentiles(value: Iterable[float] | None) -> tuple[int, ...]:
+    if value is None:
+        return ()
+    if _is_text(value) or not isinstance(value, Iterable):
         raise InvalidRequestError(
             f"percentiles must be a list of numbers, not {value!r}; write ({value!r},)",
             field="percentiles",

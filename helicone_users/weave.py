@@ -244,7 +244,7 @@ def _metrics(
 ) -> tuple[_T, ...]:
     if value is None:
         return ()
-    if isinstance(value, (str, kind)):
+    if isinstance(value, (str, kind)) or not isinstance(value, Iterable):
         raise InvalidRequestError(f"{field} must be a list, e.g. [{value!r}]", field=field)
     items: list[_T] = []
     for item in value:

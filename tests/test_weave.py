@@ -199,6 +199,7 @@ async def test_the_body_carries_utc_times_with_z_and_the_metrics(weave: AsyncWea
         ({"usage_metrics": ["latency_ms"]}, "usage_metrics.metric", "input_tokens"),
         ({"call_metrics": ["input_tokens"]}, "call_metrics.metric", "latency_ms"),
         ({"call_metrics": "latency_ms"}, "call_metrics", "must be a list"),
+        ({"usage_metrics": 7}, "usage_metrics", "must be a list"),
         ({"call_metrics": [CallMetric("latency_ms"), CallMetric("latency_ms")]}, "call_metrics",
          "twice"),
         ({"call_metrics": [42]}, "call_metrics", "CallMetric"),
@@ -225,7 +226,8 @@ async def test_bad_input_is_refused_before_sending(
         (lambda: UsageMetric("tokens"), "usage_metrics.metric", "unknown name"),
         (lambda: CallMetric("latency"), "call_metrics.metric", "unknown name"),
         (lambda: CallMetric("latency_ms", aggregations=("median",)), "aggregations", "median"),
-        (lambda: CallMetric("latency_ms", aggregations="avg"), "aggregations", "not the string"),
+        (lambda: CallMetric("latency_ms", aggregations="avg"), "aggregations", "list of names"),
+        (lambda: CallMetric("latency_ms", aggregations=3), "aggregations", "list of names"),
         (lambda: CallMetric("latency_ms", aggregations=("avg", "avg")), "aggregations", "twice"),
         (lambda: CallMetric("latency_ms", percentiles=(99.5,)), "percentiles", "whole number"),
         (lambda: CallMetric("latency_ms", percentiles=(101,)), "percentiles", "0..100"),
@@ -252,6 +254,11 @@ def test_bad_metrics_and_filters_are_refused_when_built(build: Any, field: str, 
 
 def test_whole_float_percentiles_are_kept_as_integers() -> None:
     assert CallMetric("latency_ms", percentiles=[50.0, 99]).percentiles == (50, 99)
+
+
+def test_none_means_the_default_aggregation_and_no_percentiles() -> None:
+    metric = UsageMetric("input_tokens", aggregations=None, percentiles=None)
+    assert (metric.aggregations, metric.percentiles) == (("sum",), ())
 
 
 @pytest.mark.parametrize(
