@@ -364,6 +364,23 @@ def test_asking_for_a_value_not_requested_names_the_known_keys() -> None:
         bucket.value("latency_ms", "max")
 
 
+def test_asking_for_an_aggregation_and_a_percentile_at_once_is_refused() -> None:
+    bucket = CallBucket(timestamp=START, count=0, values={"p99_latency_ms": None})
+    with pytest.raises(InvalidRequestError, match="not both") as info:
+        bucket.value("latency_ms", "avg", percentile=99)
+    assert info.value.field == "percentile"
+
+
+async def test_a_granularity_too_coarse_to_split_is_refused_before_sending(
+    weave: AsyncWeaveStats,
+) -> None:
+    with _mock() as mocked:
+        with pytest.raises(InvalidRequestError, match="too coarse"):
+            await weave.call_stats("e/p", start=START, end=START + timedelta(days=90),
+                                   granularity=40 * 86400, call_metrics=["call_count"])
+        assert not mocked.requests
+
+
 def test_to_rows_flattens_both_kinds_for_tables() -> None:
     stats = CallStats(
         start=START, end=END, granularity=3600, timezone="UTC",
