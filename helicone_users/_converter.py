@@ -101,16 +101,15 @@ def _to_str(value: Any) -> str:
 def _to_int(value: Any, null_is_zero: bool = False) -> int:
     if value is None and null_is_zero:
         return 0
-    if isinstance(value, bool) or value is None:
-        raise TypeError(f"expected an integer, got {_kind(value)}")
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, str):
-        text = value.strip()
+    if value.__class__ is str:  # the common lenient case first: ClickHouse's quoted integers
         try:
-            return int(text)
+            return int(value)
         except ValueError:
-            value = _to_float(text)
+            value = _to_float(value)
+    elif isinstance(value, bool) or value is None:
+        raise TypeError(f"expected an integer, got {_kind(value)}")
+    elif isinstance(value, int):
+        return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     raise ValueError(f"expected an integer, got {value!r}")
