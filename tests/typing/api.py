@@ -1,0 +1,86 @@
+"""Type-checked, never run: the public client API as users write it (``mypy --strict``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import aiohttp
+
+from helicone_users import (
+    ALL,
+    NOT_GIVEN,
+    AsyncHeliconeUsers,
+    F,
+    HistogramRow,
+    MetricsOverview,
+    RetryPolicy,
+    U,
+    UserMetrics,
+    UserMetricsPage,
+    UserMetricsPager,
+    UserStats,
+)
+
+END = datetime.now(timezone.utc)
+START = END - timedelta(days=30)
+
+
+async def construct() -> None:
+    async with AsyncHeliconeUsers(
+        api_key="sk-helicone-…",
+        region="eu",
+        base_url=None,
+        timeout=30.0,
+        retry=RetryPolicy(max_attempts=6, max_delay=20.0),
+        max_concurrency=8,
+        rate_limit=(200, 60.0),
+    ) as client:
+        base: str = client.base_url
+        del base
+    async with aiohttp.ClientSession() as session:
+        shared = AsyncHeliconeUsers(session=session, timeout=aiohttp.ClientTimeout(total=10))
+        await shared.aclose()
+    testing: RetryPolicy = RetryPolicy.testing()
+    none: RetryPolicy = RetryPolicy.disabled().without_sleep()
+    del testing, none
+
+
+async def endpoints(client: AsyncHeliconeUsers) -> None:
+    page: UserMetricsPage = await client.users.metrics(
+        filter=F.model.contains("gpt") & (U.cost > 1),
+        offset=0,
+        limit=100,
+        time_range=(START, END),
+        sort=("cost", "desc"),
+        timezone_difference_minutes=-120,
+    )
+    users: tuple[UserMetrics, ...] = page.users
+    count: int = page.count
+    await client.users.metrics({"request_response_rmt": {"model": {"equals": "gpt-4o"}}})
+    await client.users.metrics("all")
+    overview: MetricsOverview = await client.users.overview(
+        filter=ALL, p_size="p99.9", use_interquartile=True
+    )
+    rows: tuple[HistogramRow, ...] = overview.user_cost
+    start: float = rows[0].range_start
+    totals: list[UserStats] = await client.users.query(
+        user_ids=["alice", "bob"], time_range=(START, END), time_unit="ms", concurrency=NOT_GIVEN
+    )
+    cost: float = totals[0].cost
+    del users, count, start, cost
+
+
+async def pager(client: AsyncHeliconeUsers) -> None:
+    it: UserMetricsPager = client.users.iter_metrics(
+        filter=F.model.contains("gpt"), page_size=1000, concurrency=8, time_range=None
+    )
+    first: UserMetricsPage = await it
+    async with it:
+        async for user in it:
+            name: str = user.user_id
+            when: datetime = user.last_active
+            del name, when
+    async for one_page in client.users.iter_metrics(eager=True).pages():
+        size: int = len(one_page.users)
+        del size
+    del first
