@@ -51,6 +51,12 @@ EXTRA_ROWS: list[dict[str, Any]] = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # The plugin tests use pytester; load it here rather than asking every run for -p pytester.
+    if not config.pluginmanager.has_plugin("pytester"):
+        config.pluginmanager.import_plugin("pytester")
+
+
 @pytest.fixture(scope="session")
 def spec() -> SpecSchemas:
     return SpecSchemas()

@@ -1,0 +1,65 @@
+"""pytest plugin: ``helicone_emulator`` and ``helicone_client`` fixtures for your own tests.
+
+Installed with the package (entry point ``pytest11``). Importing it is cheap: DuckDB, aiohttp
+and the emulator are imported only when a fixture is used, so projects without the
+``emulator`` extra can still run pytest. Override ``helicone_emulator_options`` to change the
+dataset or switch on quirks::
+
+    @pytest.fixture
+    def helicone_emulator_options():
+        return {"seed": 1, "users": 50, "requests": 2000, "quirks": {"hosted"}}
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import pytest
+
+if TYPE_CHECKING:
+    from helicone_users._client import AsyncHeliconeUsers
+    from helicone_users.testing._emulator import Emulator
+
+F = TypeVar("F", bound=Callable[..., Any])
+MISSING_EXTRA = (
+    "the helicone_emulator fixture needs DuckDB, from the 'emulator' extra: "
+    "pip install 'helicone-users[emulator]'"
+)
+DEFAULT_OPTIONS: dict[str, Any] = {"seed": 0, "users": 20, "requests": 500, "days": 14}
+
+
+def _async_fixture(func: F) -> F:
+    # pytest-asyncio's own decorator works in both its strict and auto modes.
+    if importlib.util.find_spec("pytest_asyncio") is None:
+        return cast(F, pytest.fixture(func))
+    import pytest_asyncio
+
+    return cast(F, pytest_asyncio.fixture(func))
+
+
+@pytest.fixture
+def helicone_emulator_options() -> dict[str, Any]:
+    """Arguments of ``Emulator.synthetic`` for ``helicone_emulator``; override to change them."""
+    return dict(DEFAULT_OPTIONS)
+
+
+@_async_fixture
+async def helicone_emulator(helicone_emulator_options: dict[str, Any]) -> AsyncIterator[Emulator]:
+    """A running emulator with a small deterministic synthetic dataset."""
+    if importlib.util.find_spec("duckdb") is None:
+        pytest.skip(MISSING_EXTRA)
+    from helicone_users.testing._emulator import Emulator
+
+    async with Emulator.synthetic(**helicone_emulator_options) as emulator:
+        yield emulator
+
+
+@_async_fixture
+async def helicone_client(helicone_emulator: Emulator) -> AsyncIterator[AsyncHeliconeUsers]:
+    """An ``AsyncHeliconeUsers`` pointed at ``helicone_emulator``, retrying without sleeps."""
+    from helicone_users._retry import RetryPolicy
+
+    async with helicone_emulator.client(retry=RetryPolicy.testing()) as client:
+        yield client
