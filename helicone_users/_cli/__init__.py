@@ -16,7 +16,9 @@ from helicone_users._cli._common import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_O
 __all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
 
 # Subcommand modules, in the order ``--help`` lists them.
-_COMMANDS: tuple[str, ...] = ("demo", "users", "export", "overview", "totals", "calls_stats")
+_COMMANDS: tuple[str, ...] = (
+    "demo", "users", "export", "overview", "totals", "calls_stats", "emulator",
+)
 
 EPILOG = """\
 examples:

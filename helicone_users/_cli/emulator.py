@@ -1,0 +1,173 @@
+"""``helicone-users emulator``: serve the local Helicone emulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from helicone_users._cli._common import EXIT_API_ERROR, EXIT_OK, EXIT_USAGE, add_command, fail
+from helicone_users._config import HOSTED_RATE_LIMIT
+from helicone_users._errors import HeliconeError
+
+if TYPE_CHECKING:
+    from helicone_users.testing import Emulator
+
+EXAMPLES = """
+helicone-users emulator
+helicone-users emulator --port 9000 --synthetic-users 500 --requests 100000 --days 60
+helicone-users emulator --load requests.jsonl --db emulator.duckdb
+helicone-users emulator --quirks hosted --rate-limit --faults 0.1
+"""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``emulator``."""
+    parser = add_command(
+        subparsers,
+        "emulator",
+        help="run the local Helicone emulator (aiohttp + DuckDB) until Ctrl-C",
+        description=(
+            "Serve Helicone's user-metrics endpoints locally over DuckDB, with synthetic data\n"
+            "or requests loaded from a JSONL file. Prints the base URL and the emulator's key.\n"
+            "Needs the emulator extra: pip install 'helicone-users[emulator]'."
+        ),
+        examples=EXAMPLES,
+        func=main,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=8585, help="port (default: %(default)s)")
+    parser.add_argument(
+        "--synthetic-users",
+        type=int,
+        default=100,
+        metavar="N",
+        help="users in the synthetic dataset (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="synthetic requests (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        metavar="N",
+        help="days of synthetic traffic, ending now (default: %(default)s)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="synthetic data seed (default: 0)")
+    parser.add_argument(
+        "--load", type=Path, metavar="FILE.jsonl", help="load requests from a JSONL file instead"
+    )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="keep the data in this DuckDB file (reused when it exists) instead of in memory",
+    )
+    parser.add_argument("--api-key", help="the key clients must send (default: a random one)")
+    parser.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        metavar="RATE",
+        help="inject faults (429, 5xx, resets, slow, truncated) into this share of requests",
+    )
+    parser.add_argument(
+        "--quirks",
+        default="",
+        metavar="A,B",
+        help="hosted-server quirks to switch on, comma-separated, or 'hosted' for all",
+    )
+    parser.add_argument(
+        "--rate-limit",
+        action="store_true",
+        help=f"limit to {HOSTED_RATE_LIMIT[0]} requests per {HOSTED_RATE_LIMIT[1]:g} s, "
+        "like the hosted server",
+    )
+
+
+def build_emulator(args: argparse.Namespace) -> Emulator:
+    """The ``Emulator`` the options describe (not started)."""
+    from helicone_users.testing import Emulator, FaultPlan, read_jsonl
+
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "db_path": args.db,
+        "api_key": args.api_key,
+        "quirks": args.quirks,
+        "faults": FaultPlan(rate=args.faults, seed=args.seed) if args.faults else None,
+        "rate_limit": HOSTED_RATE_LIMIT if args.rate_limit else None,
+        "seed": args.seed,
+    }
+    if args.load is not None:
+        return Emulator(read_jsonl(args.load), **options)
+    if (args.db is not None and args.db.exists()) or args.synthetic_users <= 0:
+        return Emulator(**options)
+    return Emulator.synthetic(
+        users=args.synthetic_users,
+        requests=args.requests,
+        days=args.days,
+        end=datetime.now(timezone.utc),
+        **options,
+    )
+
+
+async def serve(
+    args: argparse.Namespace,
+    *,
+    out: IO[str],
+    stop: asyncio.Event | None = None,
+    ready: Callable[[Emulator], None] | None = None,
+) -> int:
+    """Start the emulator, print where it is, and serve until ``stop`` is set or Ctrl-C."""
+    emulator = build_emulator(args)
+    async with emulator:
+        stored = len(await emulator.rows()) if args.load is None and args.db else None
+        print(f"Helicone emulator listening on {emulator.base_url}", file=out)
+        print(f"API key: {emulator.api_key}", file=out)
+        print(f"export HELICONE_BASE_URL={emulator.base_url}", file=out)
+        if stored is not None:
+            print(f"{stored} requests in {args.db}", file=out)
+        if emulator.quirks:
+            print(f"quirks: {', '.join(sorted(emulator.quirks))}", file=out)
+        print("Press Ctrl-C to stop.", file=out, flush=True)
+        if ready is not None:
+            ready(emulator)
+        await (stop or asyncio.Event()).wait()
+    return EXIT_OK
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``emulator``."""
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        return fail(
+            "the emulator needs DuckDB, from the emulator extra: "
+            "pip install 'helicone-users[emulator]'",
+            EXIT_API_ERROR,
+        )
+    if args.host not in LOOPBACK:
+        print(
+            f"warning: binding {args.host}: the emulator is reachable from other machines",
+            file=sys.stderr,
+        )
+    try:
+        return asyncio.run(serve(args, out=sys.stdout))
+    except KeyboardInterrupt:
+        print("emulator stopped", file=sys.stderr)
+        return EXIT_OK
+    except (HeliconeError, OSError) as exc:
+        return fail(f"emulator: {exc}", EXIT_USAGE)

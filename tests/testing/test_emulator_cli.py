@@ -1,0 +1,98 @@
+"""``helicone-users emulator``: options, the printed URL and key, serving until stopped."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from helicone_users._cli import build_parser, main
+from helicone_users._cli.emulator import build_emulator, serve
+from helicone_users.testing import Emulator
+
+
+def parse(*argv: str) -> object:
+    return build_parser().parse_args(["emulator", *argv])
+
+
+def test_defaults_bind_loopback_on_8585_with_synthetic_data() -> None:
+    args = parse()
+    assert (args.host, args.port, args.load, args.rate_limit) == ("127.0.0.1", 8585, None, False)
+    emulator = build_emulator(args)
+    assert emulator.host == "127.0.0.1"
+    assert emulator.rate_limit is None
+
+
+def test_options_reach_the_emulator(tmp_path: Path) -> None:
+    args = parse(
+        "--port",
+        "0",
+        "--quirks",
+        "raw_key_auth,first_key_only",
+        "--rate-limit",
+        "--faults",
+        "0.25",
+        "--api-key",
+        "sk-local",
+        "--db",
+        str(tmp_path / "x.duckdb"),
+    )
+    emulator = build_emulator(args)
+    assert emulator.quirks == {"raw_key_auth", "first_key_only"}
+    assert emulator.rate_limit == (200, 60.0)
+    assert emulator.faults is not None
+    assert emulator.faults.rate == 0.25
+    assert emulator.api_key == "sk-local"
+
+
+async def test_serve_prints_the_url_and_key_and_answers_until_stopped() -> None:
+    args = parse("--port", "0", "--synthetic-users", "5", "--requests", "50", "--days", "2")
+    out = io.StringIO()
+    stop = asyncio.Event()
+    answers: list[int] = []
+
+    def ready(emulator: Emulator) -> None:
+        async def call() -> None:
+            headers = {"Authorization": f"Bearer {emulator.api_key}"}
+            async with (
+                aiohttp.ClientSession() as session,
+                session.post(
+                    emulator.base_url + "/v1/user/query", json={}, headers=headers
+                ) as response,
+            ):
+                answers.append(response.status)
+            stop.set()
+
+        asyncio.get_running_loop().create_task(call())
+
+    assert await serve(args, out=out, stop=stop, ready=ready) == 0
+    text = out.getvalue()
+    assert "listening on http://127.0.0.1:" in text
+    assert "API key: sk-helicone-emulator-" in text
+    assert answers == [200]
+
+
+async def test_load_serves_the_rows_of_a_jsonl_file(tmp_path: Path) -> None:
+    path = tmp_path / "rows.jsonl"
+    row = {"request_id": "a", "user_id": "u", "request_created_at": "2024-01-01T00:00:00Z"}
+    path.write_text(json.dumps(row) + "\n", encoding="utf-8")
+    async with build_emulator(parse("--port", "0", "--load", str(path))) as emulator:
+        assert [r["request_id"] for r in await emulator.rows()] == ["a"]
+
+
+def test_a_bad_jsonl_line_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    path.write_text('{"request_id": "a"}\n', encoding="utf-8")
+    assert main(["emulator", "--port", "0", "--load", str(path)]) == 2
+    assert "line 1" in capsys.readouterr().err
+
+
+def test_an_unknown_quirk_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["emulator", "--port", "0", "--quirks", "hosted,raw_key"]) == 2
+    assert "did you mean 'raw_key_auth'" in capsys.readouterr().err
