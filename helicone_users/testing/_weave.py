@@ -65,10 +65,10 @@ _IGNORED_FILTERS: Final = ("input_refs", "output_refs", "thread_ids", "turn_ids"
 _BACKEND_ERROR: Final = {"reason": "Temporary backend error"}
 _INTERNAL_ERROR: Final = {"reason": "Internal server error"}
 
-_ROW_COLUMNS: Final = ("request_id", "request_created_at", "response_created_at", "latency",
-                       "model", "status", "prompt_tokens", "completion_tokens", "total_tokens",
-                       "prompt_cache_read_tokens", "prompt_cache_write_tokens", "op_name",
-                       "trace_id", "parent_id", "thread_id", "turn_id", "wb_user_id", "wb_run_id")
+_ROW_COLUMNS: Final = ("request_id", "latency", "model", "status", "prompt_tokens",
+                       "completion_tokens", "total_tokens", "prompt_cache_read_tokens",
+                       "prompt_cache_write_tokens", "op_name", "trace_id", "parent_id",
+                       "thread_id", "turn_id", "wb_user_id", "wb_run_id")
 
 
 def max_range_days(state: Any) -> int | None:
@@ -410,18 +410,14 @@ def _authorized(header: str | None, api_key: str) -> bool:
 def _rows_query(start: datetime, end: datetime) -> Callable[[Any], list[dict[str, Any]]]:
     def read(cursor: Any) -> list[dict[str, Any]]:
         cursor.execute(
-            f"SELECT {', '.join(_ROW_COLUMNS)} FROM requests "
+            f"SELECT {', '.join(_ROW_COLUMNS)}, epoch_us(request_created_at) AS started_us, "
+            "epoch_us(response_created_at) AS ended_us FROM requests "
             "WHERE request_created_at >= ? AND request_created_at < ?",
             [start.astimezone(timezone.utc).replace(tzinfo=None),
              end.astimezone(timezone.utc).replace(tzinfo=None)],
         )
         names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-        for row in rows:
-            for key in ("request_created_at", "response_created_at"):
-                if row[key] is not None:
-                    row[key] = row[key].replace(tzinfo=timezone.utc)
-        return rows
+        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
     return read
 

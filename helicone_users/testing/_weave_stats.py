@@ -7,16 +7,17 @@ DuckDB, so it can be read (and tested) as the definition of the emulator's answe
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import attrs
 
 from helicone_users._weave_models import COST_METRICS, TOKEN_METRICS, format_utc, metric_key
 from helicone_users.testing._synthetic import MODEL_PRICES
-from helicone_users.weave import Alignment, bucket_starts, floor_to_bucket
+from helicone_users.weave import Alignment, bucket_starts
 
 __all__ = [
     "Call",
@@ -35,7 +36,6 @@ Number = float | int | None
 # like the common provider rates: reads at a tenth of the prompt price, writes at 1.25 times.
 CACHE_READ_PRICE_FACTOR: Final = 0.1
 CACHE_WRITE_PRICE_FACTOR: Final = 1.25
-_ONE_MS: Final = timedelta(milliseconds=1)
 
 
 @attrs.frozen
@@ -61,31 +61,42 @@ def default_prices() -> dict[str, ModelPrice]:
     }
 
 
-@attrs.frozen
-class Call:
-    """One call as the stats see it."""
+class Call(NamedTuple):
+    """One call as the stats see it; times are microseconds since the Unix epoch (UTC)."""
 
+    # A tuple, not an attrs class: the emulator builds one per stored request per query.
     call_id: str
-    started_at: datetime
+    started_us: int
     latency_ms: int | None
     error: int
     model: str | None
-    usage: Mapping[str, int] = attrs.field(factory=dict, hash=False)
-    fields: Mapping[str, str | None] = attrs.field(factory=dict, hash=False)
+    usage: Mapping[str, int]
+    fields: Mapping[str, str | None]
 
 
 _FILTER_FIELDS: Final = ("op_name", "trace_id", "parent_id", "thread_id", "turn_id",
                          "wb_user_id", "wb_run_id")
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_ONE_US: Final = timedelta(microseconds=1)
+
+
+def epoch_us(moment: datetime) -> int:
+    """Microseconds since the Unix epoch of an aware datetime."""
+    return (moment - _EPOCH) // _ONE_US
 
 
 def call_from_row(row: Mapping[str, Any], *, raw_total_tokens: bool = False) -> Call:
-    """A request row (JSONL format, aware timestamps) as a Weave call."""
-    started: datetime = row["request_created_at"]
-    ended: datetime | None = row.get("response_created_at")
+    """A stored request as a Weave call.
+
+    ``row`` has the JSONL columns, with ``started_us`` / ``ended_us`` (epoch microseconds of
+    ``request_created_at`` / ``response_created_at``) in place of the timestamps.
+    """
+    started = int(row["started_us"])
+    ended = row.get("ended_us")
     if ended is None and row.get("latency") is not None:
-        ended = started + timedelta(milliseconds=int(row["latency"]))
+        ended = started + int(row["latency"]) * 1000
     # An end before the start is the unfinished-call sentinel: no latency, like the server.
-    latency = None if ended is None or ended < started else (ended - started) // _ONE_MS
+    latency = None if ended is None or ended < started else (int(ended) - started) // 1000
     model = row.get("model") or None
     usage: dict[str, int] = {}
     if model is not None and ended is not None:
@@ -101,7 +112,7 @@ def call_from_row(row: Mapping[str, Any], *, raw_total_tokens: bool = False) -> 
         }
     return Call(
         call_id=str(row["request_id"]),
-        started_at=started,
+        started_us=started,
         latency_ms=latency,
         error=1 if int(row.get("status") or 200) >= 400 else 0,
         model=model,
@@ -210,10 +221,11 @@ def _matches(call: Call, spec: Mapping[str, Any]) -> bool:
 
 def select_calls(calls: Iterable[Call], query: StatsQuery) -> list[Call]:
     """The calls the query counts: started in ``[start, end)`` and matching the filter."""
-    return [
-        call for call in calls
-        if query.start <= call.started_at < query.end and _matches(call, query.filter)
-    ]
+    low, high = epoch_us(query.start), epoch_us(query.end)
+    in_range = [call for call in calls if low <= call.started_us < high]
+    if not any(query.filter.values()):
+        return in_range
+    return [call for call in in_range if _matches(call, query.filter)]
 
 
 # --- buckets -------------------------------------------------------------------------------------
@@ -226,11 +238,12 @@ def label(moment: datetime, zone_name: str, zone: tzinfo) -> str:
     return moment.astimezone(zone).isoformat()
 
 
-def _by_bucket(calls: Iterable[Call], query: StatsQuery) -> dict[datetime, list[Call]]:
-    groups: dict[datetime, list[Call]] = {}
+def _by_bucket(calls: Iterable[Call], starts: Sequence[datetime]) -> list[list[Call]]:
+    # Buckets are consecutive intervals, so a call belongs to the last one starting before it.
+    bounds = [epoch_us(moment) for moment in starts]
+    groups: list[list[Call]] = [[] for _ in starts]
     for call in calls:
-        key = floor_to_bucket(call.started_at, query.granularity, query.zone, query.alignment)
-        groups.setdefault(key, []).append(call)
+        groups[bisect.bisect_right(bounds, call.started_us) - 1].append(call)
     return groups
 
 
@@ -306,27 +319,33 @@ def compute_stats(
         body["granularity"] = 0
         return body
     starts = bucket_starts(query.start, query.end, query.granularity, query.zone, query.alignment)
-    groups = _by_bucket(selected, query)
+    groups = _by_bucket(selected, starts)
     if query.call_metrics:
         body["call_buckets"] = [
             {"timestamp": label(moment, query.timezone, query.zone),
-             **_call_bucket(groups.get(moment, []), query.call_metrics)}
-            for moment in starts
+             **_call_bucket(group, query.call_metrics)}
+            for moment, group in zip(starts, groups, strict=True)
         ]
     if query.usage_metrics:
         body["usage_buckets"] = _usage_rows(starts, groups, query, prices)
     return body
 
 
-def _usage_rows(starts: Sequence[datetime], groups: Mapping[datetime, Sequence[Call]],
+def _usage_rows(starts: Sequence[datetime], groups: Sequence[Sequence[Call]],
                 query: StatsQuery, prices: Mapping[str, ModelPrice]) -> list[dict[str, Any]]:
-    models = sorted({c.model for calls in groups.values() for c in calls if c.usage and c.model})
+    # The grid: every model used anywhere in the range, in every bucket (zeros where unused).
+    cells: dict[tuple[int, str], list[Mapping[str, int]]] = {}
+    for index, group in enumerate(groups):
+        for call in group:
+            if call.usage and call.model:
+                cells.setdefault((index, call.model), []).append(call.usage)
+    models = sorted({model for _, model in cells})
     tokens, costs = token_specs(query.usage_metrics)
     rows: list[dict[str, Any]] = []
-    for moment in starts:
-        in_bucket = groups.get(moment, [])
+    for index, moment in enumerate(starts):
+        stamp = label(moment, query.timezone, query.zone)
         for model in models:
-            usages = [c.usage for c in in_bucket if c.model == model and c.usage]
-            rows.append({"timestamp": label(moment, query.timezone, query.zone), "model": model,
+            usages = cells.get((index, model), [])
+            rows.append({"timestamp": stamp, "model": model,
                          **_usage_bucket(usages, tokens, costs, prices.get(model))})
     return rows
