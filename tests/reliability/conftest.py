@@ -46,13 +46,15 @@ def fast_retry(max_attempts: int = 4) -> RetryPolicy:
 
 
 class Traffic:
-    """What a server saw: arrival times of API requests and the most ever in flight at once."""
+    """What a server saw: request arrival times, the most requests in flight at once and the
+    most connections open at once."""
 
     def __init__(self) -> None:
         self.arrivals: list[float] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self.connections: set[int] = set()
+        self.transports: set[Any] = set()
+        self.max_connections = 0
 
     def busiest_window(self, seconds: float) -> int:
         """The most requests that arrived within any span of ``seconds``."""
@@ -68,7 +70,9 @@ class Traffic:
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.arrivals.append(time.monotonic())
         if request.transport is not None:
-            self.connections.add(id(request.transport))
+            self.transports.add(request.transport)
+        open_now = sum(1 for transport in self.transports if not transport.is_closing())
+        self.max_connections = max(self.max_connections, open_now)
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
