@@ -12,10 +12,12 @@ from typing import Any, Final
 from helicone_users._config import MAX_PAGE_SIZE, MAX_USER_IDS_PER_QUERY
 from helicone_users.testing._schema import PSIZES
 from helicone_users.testing._sql import (
+    USERS,
     Options,
     Params,
     compile_filter,
     has_cross_table_or,
+    tables_of,
 )
 
 _EPOCH: Final = datetime(1970, 1, 1)
@@ -48,7 +50,7 @@ class Context:
         return quirk in self.quirks
 
 
-def _aggregates(shift: str) -> str:
+def _aggregates(shift: str, rate_limited: str) -> str:
     return f"""
   r.user_id AS user_id,
   count(DISTINCT CAST(r.request_created_at AS DATE)) AS active_for,
@@ -62,8 +64,20 @@ def _aggregates(shift: str) -> str:
   sum(r.prompt_tokens) AS total_prompt_tokens,
   sum(r.completion_tokens) AS total_completion_tokens,
   sum(r.cost) / 1e9 AS cost,
-  count(*) FILTER (WHERE map_extract_value(r.properties, {{rl_key}}) = {{rl_value}})
-    AS rate_limited_count"""
+  {rate_limited} AS rate_limited_count"""
+
+
+_LEAN_AGGREGATES: Final = """
+  r.user_id AS user_id, count(r.request_id) AS total_requests, sum(r.cost) / 1e9 AS cost"""
+
+
+def _rate_limited(body: Mapping[str, Any], ctx: Context, params: Params) -> str:
+    # Reading the property map of every row is the costliest aggregate: only when it is used.
+    sort = body.get("sort") or {}
+    if not ctx.has("extra_rate_limited_count") and next(iter(sort), None) != "rate_limited_count":
+        return "0"
+    key, value = params.add(RATE_LIMIT_PROPERTY[0]), params.add(RATE_LIMIT_PROPERTY[1])
+    return f"count(*) FILTER (WHERE map_extract_value(r.properties, {key}) = {value})"
 
 
 def seconds_to_timestamp(seconds: float, field: str, *, whole: bool = False) -> datetime:
@@ -104,14 +118,22 @@ def _shift(body: Mapping[str, Any], ctx: Context, params: Params) -> str:
 
 
 def user_set_sql(
-    body: Mapping[str, Any], ctx: Context, params: Params, *, users_pass: bool = True
+    body: Mapping[str, Any],
+    ctx: Context,
+    params: Params,
+    *,
+    users_pass: bool = True,
+    lean: bool = False,
 ) -> str:
-    """SQL yielding one aggregate row per matching user (the A.5 semantics)."""
+    """SQL yielding one aggregate row per matching user (the A.5 semantics).
+
+    ``lean`` keeps only ``total_requests`` and ``cost`` when no users_view leaf needs the rest.
+    """
     tree = body.get("filter", "all")
-    shift = _shift(body, ctx, params)
-    aggregates = _aggregates(shift).format(
-        rl_key=params.add(RATE_LIMIT_PROPERTY[0]), rl_value=params.add(RATE_LIMIT_PROPERTY[1])
-    )
+    if lean and (not users_pass or USERS not in tables_of(tree)):
+        aggregates = _LEAN_AGGREGATES
+    else:
+        aggregates = _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
     base = _base_where(ctx, params, _metrics_time(body, ctx, params))
     rows_pass = compile_filter(tree, params, rows="r", users=None, options=ctx.options)
     first = f"SELECT {aggregates} FROM requests r WHERE {base} AND {rows_pass} GROUP BY 1"
@@ -225,7 +247,7 @@ def overview(cursor: Any, body: Mapping[str, Any], ctx: Context) -> dict[str, An
     """The data of POST /v1/user/metrics-overview/query."""
     params = Params()
     users_pass = not ctx.has("users_view_ignored_on_overview")
-    users = user_set_sql(body, ctx, params, users_pass=users_pass)
+    users = user_set_sql(body, ctx, params, users_pass=users_pass, lean=True)
     cursor.execute(f"SELECT total_requests, cost FROM ({users})", params.values)
     rows = cursor.fetchall()
     upper = PSIZES[body["pSize"]]

@@ -30,6 +30,7 @@ SORT_FIELDS = (
     "total_prompt_tokens",
     "total_completion_tokens",
     "cost",
+    "rate_limited_count",
 )
 
 
