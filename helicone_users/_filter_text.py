@@ -45,14 +45,14 @@ TIMESTAMP: Final = "timestamp"
 BOOLEAN: Final = "boolean"
 SCORE: Final = "score"
 
-#: Wire operators per column kind. Scores are text operators on the wire, but the column is an
-#: integer map, so only equality and ordering make sense (patterns fail in the database).
+#: Wire operators per column kind. The spec types scores with text operators, and the column is
+#: an integer map, so only equality is both accepted by the schema and meaningful in the database.
 OPERATORS: Final[Mapping[str, tuple[str, ...]]] = {
     TEXT: ("equals", "not-equals", "like", "ilike", "contains", "not-contains"),
     NUMBER: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
     TIMESTAMP: ("equals", "gt", "gte", "lt", "lte"),
     BOOLEAN: ("equals",),
-    SCORE: ("equals", "not-equals", "gt", "gte", "lt", "lte"),
+    SCORE: ("equals", "not-equals"),
 }
 
 #: Every plain ``request_response_rmt`` column and its kind (maps are handled apart).

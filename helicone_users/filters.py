@@ -510,7 +510,7 @@ class TextField(_Field):
 
 
 class _Ordered(_Field):
-    """Shared ordering operators for numbers, timestamps and scores."""
+    """Shared ordering operators for numbers and timestamps."""
 
     __slots__ = ()
 
@@ -584,15 +584,37 @@ class NumberField(_Ordered):
         return self.not_equals(other)  # type: ignore[arg-type]
 
 
-class ScoreField(NumberField):
-    """One key of the integer ``scores`` map; matches only requests that have the key.
+class ScoreField(_Field):
+    """One key of the integer ``scores`` map: ==, != (eq, ne); matches only requests with the key.
 
-    The spec types scores with text operators: ``==`` and ``!=`` are always accepted, while the
-    ordering operators are outside that typing, so strict validation (the emulator) answers 422.
+    The spec types scores with text operators, so the server's schema accepts ``equals`` and
+    ``not-equals`` (sent as strings) and refuses the ordering operators: there is no ``>`` here.
     """
 
     __slots__ = ()
     kind: ClassVar[str] = SCORE
+
+    def equals(self, value: int) -> Leaf:
+        """Equal to ``value``."""
+        return self._leaf("equals", value)
+
+    def not_equals(self, value: int) -> Leaf:
+        """Different from ``value`` (requests without the key still do not match)."""
+        return self._leaf("not-equals", value)
+
+    def eq(self, value: int) -> Leaf:
+        """Equal to ``value``."""
+        return self.equals(value)
+
+    def ne(self, value: int) -> Leaf:
+        """Different from ``value``."""
+        return self.not_equals(value)
+
+    def __eq__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.equals(other)  # type: ignore[arg-type]  # validated at runtime
+
+    def __ne__(self, other: object) -> Leaf:  # type: ignore[override]
+        return self.not_equals(other)  # type: ignore[arg-type]
 
 
 class TimestampField(_Ordered):

@@ -67,6 +67,7 @@ SCORE_KEYS = st.sampled_from(["accuracy", "helpful"])
 _TEXT_OPS = ["equals", "not_equals", "contains", "not_contains", "__eq__", "__ne__"]
 _PATTERN_OPS = ["like", "ilike"]
 _NUMBER_OPS = ["equals", "not_equals", "eq", "ne", "gt", "gte", "lt", "lte", "__gt__", "__le__"]
+_SCORE_OPS = ["equals", "not_equals", "eq", "ne"]
 _TIMESTAMP_OPS = ["equals", "gt", "gte", "lt", "lte", "__lt__", "__ge__"]
 
 
@@ -106,7 +107,7 @@ def request_leaves(*, negatable: bool = False) -> st.SearchStrategy[Filter]:
         _leaf(PROPERTY_KEYS.map(lambda k: F.properties[k]), text_ops, TEXTS),
     ]
     if not negatable:
-        choices.append(_leaf(SCORE_KEYS.map(lambda k: F.scores[k]), _NUMBER_OPS, INTS))
+        choices.append(_leaf(SCORE_KEYS.map(lambda k: F.scores[k]), _SCORE_OPS, INTS))
     return st.one_of(*choices)
 
 
