@@ -59,7 +59,7 @@ def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
         recorded.append(seconds)
         return await original(0, result)
 
-    monkeypatch.setattr(_retry.asyncio, "sleep", fake_sleep)
+    monkeypatch.setattr("helicone_users._retry.asyncio.sleep", fake_sleep)
     return recorded
 
 

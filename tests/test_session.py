@@ -261,11 +261,11 @@ async def test_a_transient_connection_error_is_retried_to_success(
 
 
 def _instance(cls: type[BaseException]) -> BaseException:
-    key = ConnectionKey(**dict.fromkeys(ConnectionKey._fields))._replace(host="h", port=1)
+    key = ConnectionKey._make([None] * len(ConnectionKey._fields))._replace(host="h", port=1)
     if issubclass(cls, aiohttp.ClientResponseError):
         return cls(None, (), status=407, message="proxy says no")  # type: ignore[arg-type]
     if cls.__name__ == "UnixClientConnectorError":
-        return cls("/tmp/s", key, OSError(2, "gone"))  # type: ignore[call-arg]
+        return cls("/tmp/s", key, OSError(2, "gone"))
     if issubclass(cls, aiohttp.ClientConnectorError):
         return cls(key, OSError(111, "refused"))
     if issubclass(cls, aiohttp.ServerFingerprintMismatch):
@@ -325,10 +325,10 @@ async def test_the_aiohttp_session_is_created_lazily_and_closed_by_aclose(
     mocked: aioresponses,
 ) -> None:
     s = Session(base_url=BASE, authorization="Bearer k", retry=RetryPolicy.testing())
-    assert s._session is None
+    assert _inner(s) is None
     mocked.post(URL, payload={})
     await s.post_json(PATH, {})
-    inner = s._session
+    inner = _inner(s)
     assert inner is not None
     assert inner.timeout.total == 60.0
     assert inner.timeout.connect == 10.0
@@ -337,6 +337,10 @@ async def test_the_aiohttp_session_is_created_lazily_and_closed_by_aclose(
     await s.aclose()
     assert inner.closed
     await s.aclose()  # idempotent
+
+
+def _inner(s: Session) -> aiohttp.ClientSession | None:
+    return s._session
 
 
 async def test_a_closed_session_refuses_new_requests() -> None:
