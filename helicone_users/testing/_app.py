@@ -140,7 +140,11 @@ def guard(state: EmulatorState, schema: Callable[[], Schema], handler: Handler) 
             return fault
         if fault == "reset":
             return _reset(request)
-        response = await _answer(request, state, schema, handler)
+        try:
+            response = await _answer(request, state, schema, handler)
+        except Exception as exc:  # the emulator never answers 500 by accident
+            logger.exception("emulator failed on %s", request.path)
+            response = envelope_error(f"emulator could not answer: {type(exc).__name__}")
         if fault == "truncate" and isinstance(response, web.Response):
             return await _truncate(request, response)
         return response

@@ -549,3 +549,29 @@ async def test_connection_faults_break_the_transport(
 async def test_slow_fault_delays_but_answers(post: Post) -> None:
     async with Emulator(faults=FaultPlan(rate=1.0, kinds=("slow",), delay=0.01)) as faulty:
         assert (await post(QUERY, {}, target=faulty))[0] == 200
+
+
+@pytest.mark.parametrize("depth", [50, 400, 3000])
+async def test_deeply_nested_filters_are_answered_without_a_500(
+    emulator: Emulator, depth: int
+) -> None:
+    leaf = '{"request_response_rmt": {"status": {"equals": 200}}}'
+    tree = '{"left": ' * depth + leaf + ', "operator": "and", "right": "all"}' * depth
+    text = '{"filter": ' + tree + ', "offset": 0, "limit": 10}'
+    headers = {"Authorization": f"Bearer {emulator.api_key}", "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(emulator.base_url + METRICS, data=text.encode(), headers=headers) as response,
+    ):
+        assert response.status in (200, 400)
+        body = await response.json()
+    if response.status == 400:
+        assert body["data"] is None
+
+
+async def test_the_server_answers_concurrent_requests(post: Post) -> None:
+    import asyncio
+
+    answers = await asyncio.gather(*(post(METRICS, page(sort={"cost": "desc"})) for _ in range(12)))
+    assert {status for status, _, _ in answers} == {200}
+    assert len({json.dumps(body) for _, body, _ in answers}) == 1
