@@ -18,6 +18,8 @@ from helicone_users._config import (
     API_KEY_ENV,
     BASE_URL_ENV,
     DEFAULT_CONCURRENCY,
+    DEFAULT_CONNECTION_LIMIT,
+    DEFAULT_CONNECTION_LIMIT_PER_HOST,
     DEFAULT_LIMIT,
     DEFAULT_PAGE_SIZE,
     DEFAULT_REGION,
@@ -103,7 +105,8 @@ class AsyncHeliconeUsers:
             retry=retry if retry is not None else RetryPolicy(),
             rate_limit=rate_limit,
             session=session,
-            max_connections_per_host=max(self.max_concurrency, 16),
+            max_connections=max(DEFAULT_CONNECTION_LIMIT, 2 * self.max_concurrency),
+            max_connections_per_host=max(DEFAULT_CONNECTION_LIMIT_PER_HOST, self.max_concurrency),
         )
         self._converter = make_converter()
         self.users = Users(self)

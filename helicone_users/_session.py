@@ -359,9 +359,12 @@ class Session:
         headers = {"Authorization": self.__authorization, "Content-Type": "application/json"}
         if self.user_agent:
             headers["User-Agent"] = self.user_agent
-        kwargs: dict[str, Any] = {"data": data, "headers": headers}
-        if timeout is not None:
-            kwargs["timeout"] = timeout
+        # Per request, so that this client's timeout holds on a caller's session too.
+        kwargs: dict[str, Any] = {
+            "data": data,
+            "headers": headers,
+            "timeout": timeout or self.timeout,
+        }
         async with session.request(method, self.base_url + path, **kwargs) as response:
             raw = await response.read()
             return response.status, dict(response.headers), raw

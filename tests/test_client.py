@@ -436,3 +436,14 @@ async def test_pages_decode_the_same_without_the_c_fast_path(
     first = await client.users.metrics(limit=2)
     monkeypatch.setattr(_converter, "_PAGE_DECODER", [None])
     assert await client.users.metrics(limit=2) == first
+
+
+async def test_the_client_timeout_applies_on_a_caller_session(mocked: aioresponses) -> None:
+    mocked.post(QUERY, payload=_ok([]))
+    async with (
+        aiohttp.ClientSession() as own,
+        AsyncHeliconeUsers("k", base_url=BASE, session=own, timeout=7) as c,
+    ):
+        await c.users.query(["a"])
+    ((_, calls),) = mocked.requests.items()
+    assert calls[0].kwargs["timeout"].total == 7.0
