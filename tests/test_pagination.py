@@ -443,6 +443,11 @@ async def test_breaking_out_over_http_leaves_no_task_behind(
                 break
     leftover = [t for t in _other_tasks() if "RequestHandler" not in repr(t.get_coro())]
     assert leftover == []
+    pool = client._session._session
+    assert pool is not None
+    connector = pool.connector
+    assert connector is not None
+    assert not connector._acquired  # every connection was released or closed
 
 
 async def test_eager_starts_the_next_pages_with_the_first() -> None:
