@@ -55,6 +55,10 @@ def main(args: argparse.Namespace) -> int:
         async with make_client(args) as client:
             stats = await client.users.query(user_ids=args.user_ids, **kwargs)
         write_records(records(stats), args.format, sys.stdout, STATS_COLUMNS)
+        found = {s.user_id for s in stats}
+        missing = [u for u in dict.fromkeys(args.user_ids) if u not in found]
+        if missing:
+            print(f"no requests in range for: {', '.join(missing)}", file=sys.stderr)
         return 0
 
     return run(args, body)
