@@ -575,3 +575,49 @@ async def test_the_server_answers_concurrent_requests(post: Post) -> None:
     answers = await asyncio.gather(*(post(METRICS, page(sort={"cost": "desc"})) for _ in range(12)))
     assert {status for status, _, _ in answers} == {200}
     assert len({json.dumps(body) for _, body, _ in answers}) == 1
+
+
+async def test_overview_answers_validate_against_the_spec(post: Post, spec: SpecSchemas) -> None:
+    for p_size in ("p50", "p99.9"):
+        body = {"filter": "all", "pSize": p_size, "useInterquartile": p_size == "p50"}
+        status, answer, _ = await post(OVERVIEW, body)
+        assert status == 200
+        spec.check_response(OVERVIEW, answer)
+        assert all(isinstance(row["range_start"], str) for row in answer["data"]["user_cost"])
+
+
+async def test_error_envelopes_validate_against_the_spec(post: Post, spec: SpecSchemas) -> None:
+    status, answer, _ = await post(METRICS, {"filter": "all", "offset": 0, "limit": 5000})
+    assert status == 400
+    spec.check_response(METRICS, answer)
+    status, answer, _ = await post(
+        QUERY, {"timeFilter": {"startTimeUnixSeconds": 1e300, "endTimeUnixSeconds": 0}}
+    )
+    assert status == 400
+    spec.check_response(QUERY, answer)
+
+
+async def test_users_view_on_the_overview_is_applied_unless_quirk(
+    quirky: Emulator, post: Post
+) -> None:
+    body = {
+        "filter": {"users_view": {"user_total_requests": {"gte": 2}}},
+        "pSize": "p99.9",
+        "useInterquartile": False,
+    }
+    answer = (await post(OVERVIEW, body, target=quirky))[1]["data"]
+    # Only alice (2 requests) is kept by the users_view condition.
+    assert answer["request_count"] == [{"range_start": "2", "range_end": "2", "value": 1.0}]
+    async with Emulator(await quirky.rows(), quirks={"users_view_ignored_on_overview"}) as hosted:
+        answer = (await post(OVERVIEW, body, target=hosted))[1]["data"]
+    # Alice and bob both count; p99.9 (1.999) trims alice's 2, leaving bob's 1.
+    assert answer["request_count"] == [{"range_start": "1", "range_end": "1", "value": 1.0}]
+
+
+async def test_errors_as_200_quirk_reports_user_query_failures_with_200(post: Post) -> None:
+    window = {"timeFilter": {"startTimeUnixSeconds": 1e300, "endTimeUnixSeconds": 0}}
+    async with Emulator(quirks={"errors_as_200"}) as hosted:
+        status, answer, _ = await post(QUERY, window, target=hosted)
+    assert status == 200
+    assert answer["data"] is None
+    assert json.loads(answer["error"])["message"]
