@@ -12,6 +12,7 @@ from typing import Any, Final
 from helicone_users._config import MAX_PAGE_SIZE, MAX_USER_IDS_PER_QUERY
 from helicone_users.testing._schema import PSIZES
 from helicone_users.testing._sql import (
+    RMT,
     USERS,
     Options,
     Params,
@@ -67,6 +68,23 @@ def _aggregates(shift: str, rate_limited: str) -> str:
   {rate_limited} AS rate_limited_count"""
 
 
+def _rollup_aggregates(shift: str) -> str:
+    return f"""
+  r.user_id AS user_id,
+  count(*) AS active_for,
+  min(r.first_at) - {shift} AS first_active,
+  max(r.last_at) - {shift} AS last_active,
+  sum(r.n) AS total_requests,
+  sum(r.n) / count(*) AS average_requests_per_day_active,
+  (sum(r.prompt_tokens) + sum(r.completion_tokens)) / sum(r.n) AS average_tokens_per_request,
+  sum(r.prompt_tokens) AS total_prompt_tokens,
+  sum(r.completion_tokens) AS total_completion_tokens,
+  sum(r.cost) / 1e9 AS cost,
+  sum(r.rate_limited) AS rate_limited_count"""
+
+
+_LEAN_ROLLUP: Final = """
+  r.user_id AS user_id, sum(r.n) AS total_requests, sum(r.cost) / 1e9 AS cost"""
 _LEAN_AGGREGATES: Final = """
   r.user_id AS user_id, count(r.request_id) AS total_requests, sum(r.cost) / 1e9 AS cost"""
 
@@ -130,18 +148,28 @@ def user_set_sql(
     ``lean`` keeps only ``total_requests`` and ``cost`` when no users_view leaf needs the rest.
     """
     tree = body.get("filter", "all")
-    if lean and (not users_pass or USERS not in tables_of(tree)):
-        aggregates = _LEAN_AGGREGATES
-    else:
-        aggregates = _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
-    base = _base_where(ctx, params, _metrics_time(body, ctx, params))
     rows_pass = compile_filter(tree, params, rows="r", users=None, options=ctx.options)
-    first = f"SELECT {aggregates} FROM requests r WHERE {base} AND {rows_pass} GROUP BY 1"
+    time_bounds = _metrics_time(body, ctx, params)
+    lean = lean and (not users_pass or USERS not in tables_of(tree))
+    if RMT not in tables_of(tree) and not time_bounds:
+        # No request conditions and no time bounds: the per-user-day rollup answers it.
+        source = "user_days"
+        aggregates = _LEAN_ROLLUP if lean else _rollup_aggregates(_shift(body, ctx, params))
+    else:
+        source = "requests"
+        aggregates = (
+            _LEAN_AGGREGATES
+            if lean
+            else _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
+        )
+    base = _base_where(ctx, params, time_bounds)
+    first = f"SELECT {aggregates} FROM {source} r WHERE {base} AND {rows_pass} GROUP BY 1"
     if not users_pass:
         return first
     two_pass = has_cross_table_or(tree) and not ctx.has("cross_table_or_matches_all")
     if two_pass:
         full = compile_filter(tree, params, rows="r", users="u", options=ctx.options)
+        aggregates = _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
         return (
             f"SELECT {aggregates} FROM requests r JOIN ({first}) u ON r.user_id = u.user_id "
             f"WHERE {base} AND {full} GROUP BY 1"

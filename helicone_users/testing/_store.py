@@ -60,6 +60,18 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 COLUMN_NAMES: Final[tuple[str, ...]] = tuple(name for name, _ in COLUMNS)
 _MAP_COLUMNS: Final = ("properties", "scores")
 
+# One row per user and UTC day: queries without request conditions or time bounds read this
+# instead of every request (rebuilt in the same transaction as each insert).
+ROLLUP_SELECT: Final = """
+SELECT user_id, CAST(request_created_at AS DATE) AS day, count(request_id) AS n,
+  min(request_created_at) AS first_at, max(request_created_at) AS last_at,
+  sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+  sum(cost) AS cost,
+  count(*) FILTER (WHERE map_extract_value(properties, 'Helicone-Rate-Limit-Status')
+                   = 'rate_limited') AS rate_limited
+FROM requests GROUP BY 1, 2
+"""
+
 
 def _import_duckdb() -> Any:
     try:
@@ -85,6 +97,7 @@ class Store:
         self.write_lock = threading.Lock()
         columns = ", ".join(f'"{name}" {kind}' for name, kind in COLUMNS)
         self.connection.execute(f"CREATE TABLE IF NOT EXISTS requests ({columns})")
+        self.connection.execute(f"CREATE TABLE IF NOT EXISTS user_days AS {ROLLUP_SELECT}")
 
     def execute(self, fn: Callable[[Any], T]) -> T:
         """Call ``fn(cursor)`` in this thread with a cursor of its own."""
@@ -118,25 +131,24 @@ class Store:
                 params.append(list(columns[name]))
                 selects.append(f"unnest(${len(params)})")
         names = ", ".join(f'"{name}"' for name in COLUMN_NAMES)
-        sql = f"INSERT INTO requests ({names}) SELECT {', '.join(selects)}"
+        self.insert_sql(f"INSERT INTO requests ({names}) SELECT {', '.join(selects)}", params)
+        return count
+
+    def insert_sql(self, sql: str, params: Any = None) -> None:
+        """Run one INSERT and refresh the rollup, in one transaction: all rows or none."""
         with self.write_lock:
             cursor = self.connection.cursor()
             try:
                 cursor.execute("BEGIN TRANSACTION")
                 try:
                     cursor.execute(sql, params)
+                    cursor.execute(f"CREATE OR REPLACE TABLE user_days AS {ROLLUP_SELECT}")
                 except BaseException:
                     cursor.execute("ROLLBACK")
                     raise
                 cursor.execute("COMMIT")
             finally:
                 cursor.close()
-        return count
-
-    def insert_sql(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run one INSERT ... SELECT (used by the synthetic generator) under the write lock."""
-        with self.write_lock:
-            self.execute(lambda cursor: cursor.execute(sql, list(params)))
 
     def count(self) -> int:
         """How many requests are stored."""

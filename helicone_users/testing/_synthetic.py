@@ -169,7 +169,5 @@ def generate(
         "zero_uuid": ZERO_UUID,
         "org": DEFAULT_ORG_ID,
     }
-    sql = synthetic_insert_sql()
-    with store.write_lock:
-        store.execute(lambda cursor: cursor.execute(sql, params))
+    store.insert_sql(synthetic_insert_sql(), params)
     return requests
