@@ -112,7 +112,7 @@ def _to_int(value: Any, null_is_zero: bool = False) -> int:
         return int(value)
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    raise ValueError(f"expected an integer, got {value!r}")
+    raise ValueError(f"expected an integer, got {_show(value)}")
 
 
 def _to_optional_int(value: Any) -> int | None:
@@ -125,16 +125,19 @@ def _to_float(value: Any, null_is_zero: bool = False) -> float:
     if isinstance(value, bool) or value is None:
         raise TypeError(f"expected a number, got {_kind(value)}")
     if isinstance(value, (int, float)):
-        result = float(value)
+        try:
+            result = float(value)
+        except OverflowError:
+            raise ValueError("expected a number, got one too large for a float") from None
     elif isinstance(value, str):
         try:
             result = float(value.strip())
         except ValueError:
-            raise ValueError(f"expected a number, got {value!r}") from None
+            raise ValueError(f"expected a number, got {_show(value)}") from None
     else:
         raise TypeError(f"expected a number, got {_kind(value)}")
     if not math.isfinite(result):
-        raise ValueError(f"expected a finite number, got {value!r}")
+        raise ValueError(f"expected a finite number, got {_show(value)}")
     return result
 
 
@@ -154,13 +157,25 @@ def _to_datetime(value: Any) -> datetime:
         try:
             parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
         except ValueError:
-            raise ValueError(f"expected an ISO-8601 date-time, got {value!r}") from None
+            raise ValueError(f"expected an ISO-8601 date-time, got {_show(value)}") from None
     else:
         raise TypeError(f"expected an ISO-8601 date-time string, got {_kind(value)}")
     if parsed.tzinfo is None:
         # The server writes UTC wall time; a missing offset means UTC, never local time.
         return parsed.replace(tzinfo=_UTC)
-    return parsed if parsed.tzinfo is _UTC else parsed.astimezone(_UTC)
+    if parsed.tzinfo is _UTC:
+        return parsed
+    try:
+        return parsed.astimezone(_UTC)
+    except OverflowError:
+        raise ValueError(f"date-time {_show(value)} is out of range in UTC") from None
+
+
+def _show(value: Any) -> str:
+    try:
+        return snippet(repr(value), 80)
+    except ValueError:  # an int too long to print
+        return "a number too long to show"
 
 
 def _kind(value: Any) -> str:
@@ -243,8 +258,10 @@ def _field_source(i: int, plan: _Plan, hooks: dict[str, Any]) -> list[str]:
         lines.append(f"    {var} = tuple([_h{i}(x) for x in {var}])")
     elif plan.kind in _EXACT_TYPE:
         zero = ", True" if plan.null_is_zero else ""
+        # A float must also be finite: the chained comparison is False for NaN and infinities.
+        finite = f" or not -_INF < {var} < _INF" if plan.kind == "float" else ""
         lines.append(
-            f"    if {var}.__class__ is not {_EXACT_TYPE[plan.kind]}: "
+            f"    if {var}.__class__ is not {_EXACT_TYPE[plan.kind]}{finite}: "
             f"{var} = _c_{plan.kind}({var}{zero})"
         )
     elif plan.kind == "opt_int":
@@ -277,7 +294,9 @@ def _fast_hook(cls: type[Any]) -> Callable[[Any], Any]:
         return _FAST_HOOKS[cls]
     plans = _plans(cls)
     namespace: dict[str, Any] = {f"_c_{kind}": fn for kind, fn in _CONVERT.items()}
-    namespace.update(_cls=cls, _new=object.__new__, _fromiso=datetime.fromisoformat, _UTC=_UTC)
+    namespace.update(
+        _cls=cls, _new=object.__new__, _fromiso=datetime.fromisoformat, _UTC=_UTC, _INF=math.inf
+    )
     for field in attrs.fields(cls):
         if field.default is not attrs.NOTHING:
             namespace[f"_d_{field.name}"] = field.default
@@ -339,7 +358,7 @@ def locate_error(data: Any, cls: type[Any], path: str) -> tuple[str, str, Any]:
         try:
             convert = _CONVERT[plan.kind]
             convert(value, True) if plan.null_is_zero else convert(value)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, ArithmeticError) as exc:
             return where, str(exc), data
     return path, "does not fit", data  # pragma: no cover - the fast path and this walk agree
 
