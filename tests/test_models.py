@@ -141,6 +141,12 @@ def test_a_misfit_names_its_field_path_and_shows_the_body(converter: cattrs.Conv
         (lambda d: d.update(count=None), "data.count"),
         (lambda d: d.pop("hasUsers"), "data.hasUsers"),
         (lambda d: d["users"].__setitem__(1, "u1"), "data.users[1]"),
+        (lambda d: d["users"][0].update(cost=float("nan")), "data.users[0].cost"),
+        (lambda d: d["users"][1].update(cost=10**400), "data.users[1].cost"),
+        (
+            lambda d: d["users"][2].update(last_active="0001-01-01T00:00:00+01:00"),
+            "data.users[2].last_active",
+        ),
     ],
 )
 def test_each_kind_of_misfit_is_located(
