@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
@@ -45,6 +45,7 @@ class Context:
             second_precision="timestamp_second_precision" in quirks,
         )
         self.count_cache: tuple[float, int] | None = None
+        self.clock: Callable[[], float] = time.monotonic
 
     def has(self, quirk: str) -> bool:
         """Whether ``quirk`` is on."""
@@ -241,7 +242,7 @@ def _count(cursor: Any, body: Mapping[str, Any], ctx: Context, offset: int) -> i
 def _cached_count(ctx: Context, total: int) -> int:
     if not ctx.has("count_cache_leak"):
         return total
-    now = time.monotonic()
+    now = ctx.clock()
     if ctx.count_cache is not None and now - ctx.count_cache[0] < COUNT_CACHE_SECONDS:
         return ctx.count_cache[1]
     ctx.count_cache = (now, total)

@@ -136,3 +136,18 @@ async def test_a_database_file_keeps_the_data(tmp_path: Path) -> None:
         pass
     async with Emulator(db_path=db) as reopened:
         assert [row["request_id"] for row in await reopened.rows()] == ["r1"]
+
+
+def test_the_testing_package_exports_its_public_names() -> None:
+    import inspect
+
+    import helicone_users.testing as testing
+
+    public = {
+        name
+        for name, value in vars(testing).items()
+        if name[0].isalpha() and not inspect.ismodule(value) and name != "annotations"
+    }
+    assert public == set(testing.__all__)
+    assert testing.__all__ == sorted(testing.__all__, key=lambda n: (not n.isupper(), n))
+    assert testing.Emulator.__module__ == "helicone_users.testing"
