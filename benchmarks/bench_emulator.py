@@ -87,7 +87,7 @@ async def bench(requests: int, users: int, runs: int) -> None:
                 ("100-user query", "/v1/user/query", {"userIds": ids}),
             ]
             for label, path, body in cases:
-                median, answer = await _median(lambda p=path, b=body: post(p, b), runs)
+                median, answer = await _median(_bind(post, path, body), runs)
                 size = _size(answer["data"])
                 print(
                     f"{label:30s} median {median * 1000:7.1f} ms over {runs} runs "
@@ -95,6 +95,12 @@ async def bench(requests: int, users: int, runs: int) -> None:
                 )
     finally:
         await emulator.aclose()
+
+
+def _bind(
+    post: Callable[[str, dict[str, Any]], Awaitable[Any]], path: str, body: dict[str, Any]
+) -> Callable[[], Awaitable[Any]]:
+    return lambda: post(path, body)
 
 
 def _size(data: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import io
 import json
@@ -15,7 +16,7 @@ from helicone_users._cli.emulator import build_emulator, serve
 from helicone_users.testing import Emulator
 
 
-def parse(*argv: str) -> object:
+def parse(*argv: str) -> argparse.Namespace:
     return build_parser().parse_args(["emulator", *argv])
 
 

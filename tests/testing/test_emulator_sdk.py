@@ -49,7 +49,7 @@ def users(column: str, op: str, value: Any) -> dict[str, Any]:
 
 
 T0 = "2024-12-26T00:00:00Z"
-LEAVES: list[dict[str, Any]] = [
+LEAVES: list[Any] = [
     # text, every operator, and the specials
     rmt("model", "equals", "gpt-4o"),
     rmt("model", "not-equals", "gpt-4o"),
@@ -240,7 +240,11 @@ async def test_overview_bins_hold_the_users_kept_by_the_quantile_cut(
     client: AsyncHeliconeUsers, rows: list[dict[str, Any]], p_size: str, interquartile: bool
 ) -> None:
     leaf = rmt("status", "equals", 200)
-    answer = await client.users.overview(leaf, p_size=p_size, use_interquartile=interquartile)
+    answer = await client.users.overview(
+        leaf,
+        p_size=p_size,  # type: ignore[arg-type]  # parametrized over the PSize literals
+        use_interquartile=interquartile,
+    )
     upper = {"p50": 0.5, "p75": 0.75, "p95": 0.95, "p99": 0.99, "p99.9": 0.999}[p_size]
     expected = expected_users(rows, leaf)
     for bins, key in ((answer.request_count, "total_requests"), (answer.user_cost, "cost")):

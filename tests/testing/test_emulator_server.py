@@ -390,7 +390,7 @@ async def test_numbers_as_strings_and_extra_rate_limited_count_quirks(
 async def test_empty_condition_is_a_400_by_default_and_500_with_its_quirk(
     quirky: Emulator, post: Post
 ) -> None:
-    empty = {"request_response_rmt": {"latency": {}}}
+    empty: dict[str, Any] = {"request_response_rmt": {"latency": {}}}
     status, body, _ = await post(METRICS, page(empty), target=quirky)
     assert status == 400
     assert "latency" in body["error"]
