@@ -351,13 +351,15 @@ def user_query(cursor: Any, body: Mapping[str, Any], ctx: Context) -> list[dict[
     ids = body.get("userIds") or []
     if ids:
         clauses.append(f"list_contains({params.add(list(ids))}::VARCHAR[], r.user_id)")
-    clauses += _user_query_time(body, ctx, params)
-    where = _base_where(ctx, params, clauses)
+    time_clauses = _user_query_time(body, ctx, params)
+    where = _base_where(ctx, params, clauses + time_clauses)
     arbitrary = ctx.has("user_query_arbitrary_100")
     order = f"hash(user_id, {params.add(ctx.salt)})" if arbitrary else "user_id"
+    # Without time bounds the per-user-day rollup has every total this endpoint reports.
+    count, source = ("count(*)", "requests") if time_clauses else ("sum(r.n)", "user_days")
     cursor.execute(
-        "SELECT r.user_id, count(*), sum(r.prompt_tokens), sum(r.completion_tokens), "
-        f"sum(r.cost) / 1e9 FROM requests r WHERE {where} GROUP BY 1 "
+        f"SELECT r.user_id, {count}, sum(r.prompt_tokens), sum(r.completion_tokens), "
+        f"sum(r.cost) / 1e9 FROM {source} r WHERE {where} GROUP BY 1 "
         f"ORDER BY {order} LIMIT {MAX_USER_IDS_PER_QUERY}",
         params.values,
     )
