@@ -126,6 +126,20 @@ class Served:
         """Run ``coroutine`` on the server's loop and await its result from this one."""
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self.loop))
 
+    def __enter__(self) -> Served:
+        """Start from synchronous code (e.g. a module-scoped fixture of blocking tests)."""
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.emulator.start(), self.loop).result(60)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(self.emulator.aclose(), self.loop).result(60)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(10)
+            self.loop.close()
+
     async def __aenter__(self) -> Served:
         self.thread.start()
         await self.call(self.emulator.start())

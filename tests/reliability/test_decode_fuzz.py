@@ -51,8 +51,9 @@ ODD_STRINGS = st.sampled_from(
 )  # fmt: skip
 JUNK = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=6),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -287,9 +288,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
     running.close()
 
 
-def decode(
-    loop: asyncio.AbstractEventLoop, client: Any, raw: bytes, call: Call, body: Any
-) -> Any:
+def decode(loop: asyncio.AbstractEventLoop, client: Any, raw: bytes, call: Call, body: Any) -> Any:
     """The value ``call`` returns for ``raw``, or ``None`` after an allowed error."""
     answering(client, raw)
     try:
