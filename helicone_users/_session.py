@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from aiohttp.client_reqrep import RequestInfo
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from helicone_users._config import (
     DEFAULT_CONNECT_TIMEOUT,
@@ -117,8 +119,29 @@ def translate_exception(exc: BaseException, *, method: str, path: str) -> APIErr
             method=method,
             path=path,
         )
+    _redact(exc)
     error.__cause__ = exc
     return error
+
+
+_SECRET_HEADERS = ("authorization", "proxy-authorization", "helicone-authorization", "cookie")
+
+
+def _redact(exc: BaseException) -> None:
+    """Blank the credentials in the request headers an aiohttp error carries (its repr shows
+    them), so that the chained original never leaks the key."""
+    if not isinstance(exc, aiohttp.ClientResponseError):
+        return
+    info = exc.request_info
+    headers = getattr(info, "headers", None)
+    if headers is None:
+        return
+    clean: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        clean.add(name, "<redacted>" if name.lower() in _SECRET_HEADERS else value)
+    safe = RequestInfo(info.url, info.method, CIMultiDictProxy(clean), info.real_url)
+    exc.request_info = safe
+    exc.args = (safe, *exc.args[1:]) if exc.args else exc.args
 
 
 def _client_response_error(

@@ -424,3 +424,20 @@ async def test_the_session_rate_limit_gates_every_request(mocked: aioresponses) 
     async with s:
         await asyncio.gather(*(s.post_json(PATH, {}) for _ in range(5)))
     assert clock.slept == [60.0, 60.0]
+
+
+def test_credentials_in_an_aiohttp_error_are_redacted_before_chaining() -> None:
+    from aiohttp.client_reqrep import RequestInfo
+    from multidict import CIMultiDict, CIMultiDictProxy
+    from yarl import URL as YarlURL
+
+    headers = CIMultiDictProxy(CIMultiDict({"Authorization": f"Bearer {KEY}", "Accept": "*/*"}))
+    info = RequestInfo(YarlURL(URL), "POST", headers, YarlURL(URL))
+    original = aiohttp.TooManyRedirects(info, (), status=307, message="loop")
+    error = translate_exception(original, method="POST", path=PATH)
+    cause = error.__cause__
+    assert isinstance(cause, aiohttp.ClientResponseError)
+    texts = [str(error), repr(error), repr(cause), repr(cause.args), str(cause)]
+    assert all(KEY not in text for text in texts)
+    assert "<redacted>" in repr(cause)
+    assert cause.request_info.headers["Accept"] == "*/*"
