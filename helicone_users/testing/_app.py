@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from aiohttp import web
 
-from helicone_users._config import LOGGER_NAME
+from helicone_users._config import LOGGER_NAME, WEAVE_MAX_RANGE_DAYS
 from helicone_users.testing._auth import TOO_MANY, RateLimiter, check_auth
-from helicone_users.testing._faults import FaultInjector, FaultPlan
+from helicone_users.testing._faults import FaultInjector, FaultPlan, with_faults
 from helicone_users.testing._queries import LIMIT_ERROR, Context, QueryError
 from helicone_users.testing._queries import metrics as run_metrics
 from helicone_users.testing._queries import overview as run_overview
@@ -28,6 +26,7 @@ from helicone_users.testing._schema import (
 from helicone_users.testing._sql import FilterCompileError
 from helicone_users.testing._store import Store
 from helicone_users.testing._weave import add_weave_routes
+from helicone_users.testing._weave_stats import ModelPrice
 
 logger = logging.getLogger(f"{LOGGER_NAME}.emulator")
 
@@ -54,8 +53,14 @@ class EmulatorState:
         faults: FaultPlan | None,
         rate_limit: tuple[int, float] | None,
         seed: int,
+        weave_max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
+        weave_prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
         self.store = store
+        #: The longest /calls/stats range in days, as on the hosted server; None lifts it.
+        self.weave_max_range_days = weave_max_range_days
+        #: The /calls/stats price table (model -> ModelPrice); None uses the synthetic models'.
+        self.weave_prices = weave_prices
         self.api_key = api_key
         self.quirks = quirks
         self.context = Context(quirks, salt=seed)
@@ -95,59 +100,19 @@ async def _read_json(request: web.Request) -> tuple[Any, web.Response | None]:
         return None, envelope_error(f"request body is not valid JSON: {exc}")
 
 
-async def _inject_fault(request: web.Request, state: EmulatorState) -> web.Response | str | None:
-    """A fault response, the kind still to apply ("truncate", "reset"), or ``None``."""
-    kind = state.faults.draw()
-    plan = state.faults.plan
-    if kind is None or plan is None:
-        return None
-    if kind == "slow":
-        await asyncio.sleep(plan.delay)
-        return None
-    if kind == "429":
-        headers = {"Retry-After": str(max(0, math.ceil(plan.retry_after)))}
-        return json_response(dict(TOO_MANY), 429, headers)
-    if kind in ("500", "502", "503"):
-        return json_response({"error": f"injected fault: HTTP {kind}"}, int(kind))
-    return kind
-
-
-async def _truncate(request: web.Request, response: web.Response) -> web.StreamResponse:
-    body = response.body if isinstance(response.body, bytes) else b""
-    stream = web.StreamResponse(status=response.status, headers=response.headers)
-    stream.content_length = len(body)
-    await stream.prepare(request)
-    await stream.write(body[: len(body) // 2])
-    if request.transport is not None:
-        request.transport.abort()
-    return stream
-
-
-def _reset(request: web.Request) -> web.StreamResponse:
-    # Abort the socket: the client sees the connection drop with no answer at all.
-    if request.transport is not None:
-        request.transport.abort()
-    return web.Response(status=204)
-
-
 def guard(state: EmulatorState, schema: Callable[[], Schema], handler: Handler) -> RouteHandler:
     """Wrap a JSON handler: faults, auth, rate limit, body parsing, 422 validation, no 500s."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         state.seen_requests += 1
-        fault = await _inject_fault(request, state)
-        if isinstance(fault, web.Response):
-            return fault
-        if fault == "reset":
-            return _reset(request)
+        return await with_faults(request, state.faults, lambda: _safe_answer(request))
+
+    async def _safe_answer(request: web.Request) -> web.StreamResponse:
         try:
-            response = await _answer(request, state, schema, handler)
+            return await _answer(request, state, schema, handler)
         except Exception as exc:  # the emulator never answers 500 by accident
             logger.exception("emulator failed on %s", request.path)
-            response = envelope_error(f"emulator could not answer: {type(exc).__name__}")
-        if fault == "truncate" and isinstance(response, web.Response):
-            return await _truncate(request, response)
-        return response
+            return envelope_error(f"emulator could not answer: {type(exc).__name__}")
 
     return guarded
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from helicone_users._config import WEAVE_MAX_RANGE_DAYS
 from helicone_users._errors import InvalidRequestError
 from helicone_users.testing._app import EmulatorState, build_app
 from helicone_users.testing._faults import FaultPlan
@@ -51,6 +52,7 @@ class Emulator:
         faults: FaultPlan | None = None,
         rate_limit: tuple[int, float] | None = None,
         seed: int = 0,
+        weave_max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
     ) -> None:
         self._columns = normalize_rows(rows) if rows is not None else None
         self.api_key = api_key or f"sk-helicone-emulator-{secrets.token_hex(12)}"
@@ -61,6 +63,7 @@ class Emulator:
         self.faults = faults
         self.rate_limit = rate_limit
         self.seed = seed
+        self.weave_max_range_days = weave_max_range_days
         self._synthetic: dict[str, Any] | None = None
         self._runner: web.AppRunner | None = None
         self._state: EmulatorState | None = None
@@ -126,6 +129,7 @@ class Emulator:
             faults=self.faults,
             rate_limit=self.rate_limit,
             seed=self.seed,
+            weave_max_range_days=self.weave_max_range_days,
         )
         runner = web.AppRunner(build_app(self._state), access_log=None)
         await runner.setup()

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import random
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 import attrs
+from aiohttp import web
 
 from helicone_users._errors import InvalidRequestError
+from helicone_users.testing._auth import TOO_MANY
 
 FAULT_KINDS: frozenset[str] = frozenset(
     {"429", "500", "502", "503", "reset", "slow", "truncate"}
@@ -68,3 +72,48 @@ class FaultInjector:
         kind = self._rng.choice(self.plan.kinds)
         self.injected.append(kind)
         return kind
+
+
+async def with_faults(
+    request: web.Request,
+    injector: FaultInjector,
+    answer: Callable[[], Awaitable[web.StreamResponse]],
+) -> web.StreamResponse:
+    """``answer()``, unless the next drawn fault replaces, delays, cuts or drops it."""
+    kind = injector.draw()
+    plan = injector.plan
+    if kind is None or plan is None:
+        return await answer()
+    if kind == "slow":
+        await asyncio.sleep(plan.delay)
+        return await answer()
+    if kind == "429":
+        headers = {"Retry-After": str(max(0, math.ceil(plan.retry_after)))}
+        return web.json_response(dict(TOO_MANY), status=429, headers=headers)
+    if kind in ("500", "502", "503"):
+        return web.json_response({"error": f"injected fault: HTTP {kind}"}, status=int(kind))
+    if kind == "reset":
+        return _reset(request)
+    response = await answer()
+    if isinstance(response, web.Response):
+        return await _truncate(request, response)
+    return response
+
+
+async def _truncate(request: web.Request, response: web.Response) -> web.StreamResponse:
+    # Announce the whole length, send half, then drop the socket: a body cut short.
+    body = response.body if isinstance(response.body, bytes) else b""
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    await stream.write(body[: len(body) // 2])
+    if request.transport is not None:
+        request.transport.abort()
+    return stream
+
+
+def _reset(request: web.Request) -> web.StreamResponse:
+    # Abort the socket: the client sees the connection drop with no answer at all.
+    if request.transport is not None:
+        request.transport.abort()
+    return web.Response(status=204)

@@ -13,13 +13,14 @@ import json
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from helicone_users._config import WEAVE_BASIC_USER, WEAVE_MAX_RANGE_DAYS
+from helicone_users._config import WEAVE_BASIC_USER
 from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
+from helicone_users.testing._faults import with_faults
 from helicone_users.testing._weave_stats import (
     Call,
     MetricSpec,
@@ -30,6 +31,9 @@ from helicone_users.testing._weave_stats import (
     default_prices,
 )
 from helicone_users.weave import resolve_granularity
+
+if TYPE_CHECKING:  # _app imports this module to register the route
+    from helicone_users.testing._app import EmulatorState
 
 __all__ = [
     "WEAVE_QUIRKS",
@@ -71,16 +75,14 @@ _ROW_COLUMNS: Final = ("request_id", "latency", "model", "status", "prompt_token
                        "thread_id", "turn_id", "wb_user_id", "wb_run_id")
 
 
-def max_range_days(state: Any) -> int | None:
-    """The range limit in force: ``state.weave_max_range_days`` (None lifts it), else 31."""
-    value = getattr(state, "weave_max_range_days", WEAVE_MAX_RANGE_DAYS)
-    return None if value is None else int(value)
+def max_range_days(state: EmulatorState) -> int | None:
+    """The range limit in force (None lifts it)."""
+    return state.weave_max_range_days
 
 
-def prices(state: Any) -> Mapping[str, ModelPrice]:
+def prices(state: EmulatorState) -> Mapping[str, ModelPrice]:
     """The price table in force: ``state.weave_prices``, else the synthetic models' prices."""
-    table = getattr(state, "weave_prices", None)
-    return default_prices() if table is None else table
+    return default_prices() if state.weave_prices is None else state.weave_prices
 
 
 class _Reject(Exception):
@@ -422,45 +424,35 @@ def _rows_query(start: datetime, end: datetime) -> Callable[[Any], list[dict[str
     return read
 
 
-async def _load_calls(state: Any, query: StatsQuery, quirks: frozenset[str]) -> list[Call]:
+async def _load_calls(
+    state: EmulatorState, query: StatsQuery, quirks: frozenset[str]
+) -> list[Call]:
     rows = await state.store.run(_rows_query(query.start, query.end))
     raw = "total_tokens_raw_only" in quirks
     return [call_from_row(row, raw_total_tokens=raw) for row in rows]
 
 
-def _quirks(state: Any) -> frozenset[str]:
-    return frozenset(getattr(state, "quirks", ())) & WEAVE_QUIRKS
+def _quirks(state: EmulatorState) -> frozenset[str]:
+    return state.quirks & WEAVE_QUIRKS
 
 
-def make_handler(state: Any) -> Callable[[web.Request], Any]:
+def make_handler(state: EmulatorState) -> Callable[[web.Request], Any]:
     """The aiohttp handler of ``POST /calls/stats`` over the emulator's state, with its faults."""
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        # The fault machinery is shared with the Helicone routes; _app imports this module.
-        from helicone_users.testing import _app
-
-        state.seen_requests = getattr(state, "seen_requests", 0) + 1
-        fault = await _app._inject_fault(request, state) if hasattr(state, "faults") else None
-        if isinstance(fault, web.Response):
-            return fault
-        if fault == "reset":
-            return _app._reset(request)
-        response = await answer(state, request)
-        if fault == "truncate":
-            return await _app._truncate(request, response)
-        return response
+        state.seen_requests += 1
+        return await with_faults(request, state.faults, lambda: answer(state, request))
 
     return handle
 
 
-async def answer(state: Any, request: web.Request) -> web.Response:
+async def answer(state: EmulatorState, request: web.Request) -> web.Response:
     """Auth, rate limit, validation, then the stats of the stored calls."""
     if not _authorized(request.headers.get("Authorization"), str(state.api_key)):
         return web.json_response({"detail": "Not authenticated"}, status=401,
                                  headers={"WWW-Authenticate": "Basic"})
-    limiter = getattr(state, "limiter", None)
-    if limiter is not None:
-        allowed, headers = limiter.hit()
+    if state.limiter is not None:
+        allowed, headers = state.limiter.hit()
         if not allowed:
             return web.json_response({"reason": "Too many requests"}, status=429,
                                      headers=headers)
@@ -480,10 +472,10 @@ async def answer(state: Any, request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-def add_weave_routes(app: web.Application, state: Any) -> None:
+def add_weave_routes(app: web.Application, state: EmulatorState) -> None:
     """Register ``POST /calls/stats`` over the emulator's ``state``.
 
-    ``state.weave_max_range_days`` (31 unless set; None lifts the limit) and
-    ``state.weave_prices`` (model -> ModelPrice) are read on every request.
+    ``state.weave_max_range_days`` (None lifts the limit) and ``state.weave_prices``
+    (model -> ModelPrice) are read on every request, so tests may change them while serving.
     """
     app.router.add_post(_PATH, make_handler(state))

@@ -422,7 +422,7 @@ async def test_ninety_days_split_by_the_client_equal_one_unlimited_query(
         async with AsyncWeaveStats("k", base_url=emulator.base_url,
                                    bucket_alignment=alignment) as split:
             windows = await split.call_stats("e/p", **query)
-        emulator.state.weave_max_range_days = None  # type: ignore[attr-defined]
+        emulator.state.weave_max_range_days = None
         async with AsyncWeaveStats("k", base_url=emulator.base_url,
                                    max_range_days=None) as unlimited:
             whole = await unlimited.call_stats("e/p", **query)

@@ -99,6 +99,15 @@ async def test_bad_bodies_are_422_with_pydantic_details(
     assert any(d["loc"] == loc and message in d["msg"] for d in answer["detail"]), answer
 
 
+async def test_an_emulator_without_the_range_limit_answers_a_ninety_day_query() -> None:
+    payload = body(end="2026-04-05T00:00:00Z", granularity=86400)
+    async with Emulator(ROWS, api_key=KEY, weave_max_range_days=None) as unlimited:
+        status, answer = await post(unlimited, payload)
+    assert status == 200
+    assert len(answer["call_buckets"]) == 90
+    assert sum(bucket["count"] for bucket in answer["call_buckets"]) == len(ROWS)
+
+
 async def test_a_percentile_outside_0_100_is_a_400_reason(emulator: Emulator) -> None:
     status, answer = await post(emulator, body(call_metrics=[
         {"metric": "latency_ms", "percentiles": [120]}]))
