@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-import types
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
 import pytest
+from _mock_http import mock_http
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 
 import helicone_users
 from helicone_users import (
@@ -43,18 +42,9 @@ START = datetime(2024, 5, 1, tzinfo=UTC)
 END = datetime(2024, 5, 31, tzinfo=UTC)
 
 
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates the ``stream_writer`` argument of aiohttp 3.12+."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
 @pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    with aioresponses() as m:
+def mocked() -> Iterator[aioresponses]:
+    with mock_http() as m:
         yield m
 
 

@@ -6,16 +6,15 @@ import asyncio
 import email.utils
 import inspect
 import time
-import types
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 import aiohttp.client_exceptions
 import pytest
+from _mock_http import mock_http
 from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 
 from helicone_users._errors import (
     APIConnectionError,
@@ -41,18 +40,9 @@ PATH = "/v1/user/query"
 KEY = "sk-helicone-canary-0000"
 
 
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates the ``stream_writer`` argument of aiohttp 3.12+."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
 @pytest.fixture
-def mocked(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
-    monkeypatch.setattr(aioresponses_core, "ClientResponse", _CompatResponse)
-    with aioresponses() as m:
+def mocked() -> Iterator[aioresponses]:
+    with mock_http() as m:
         yield m
 
 

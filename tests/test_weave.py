@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import base64
 import bisect
-import contextlib
 import itertools
 import json
-import types
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiohttp
 import pytest
+from _mock_http import mock_http
 from aioresponses import aioresponses
-from aioresponses import core as aioresponses_core
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -52,25 +49,6 @@ URL = f"{BASE}/calls/stats"
 START = datetime(2026, 3, 1, tzinfo=timezone.utc)
 END = datetime(2026, 3, 2, tzinfo=timezone.utc)
 UTC = timezone.utc
-
-
-class _CompatResponse(aiohttp.ClientResponse):
-    """aioresponses 0.7.9 predates the ``stream_writer`` argument of aiohttp 3.12+."""
-
-    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("stream_writer", types.SimpleNamespace(output_size=0))
-        super().__init__(method, url, **kwargs)
-
-
-@contextlib.contextmanager
-def _mock() -> Iterator[aioresponses]:
-    original = aioresponses_core.ClientResponse
-    aioresponses_core.ClientResponse = _CompatResponse  # type: ignore[misc]
-    try:
-        with aioresponses() as mocked:
-            yield mocked
-    finally:
-        aioresponses_core.ClientResponse = original  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -141,7 +119,7 @@ def test_bad_client_options_are_refused(kwargs: dict[str, Any], field: str) -> N
 
 
 async def test_requests_use_basic_auth_with_user_api(weave: AsyncWeaveStats) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=_answer())
         await weave.call_stats("e/p", start=START, end=END, call_metrics=["call_count"])
         (call,) = next(iter(mocked.requests.values()))
@@ -151,7 +129,7 @@ async def test_requests_use_basic_auth_with_user_api(weave: AsyncWeaveStats) -> 
 
 async def test_the_body_carries_utc_times_with_z_and_the_metrics(weave: AsyncWeaveStats) -> None:
     new_york = ZoneInfo("America/New_York")
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=_answer())
         await weave.call_stats(
             "e/p",
@@ -214,7 +192,7 @@ async def test_bad_input_is_refused_before_sending(
     call: dict[str, Any] = {"project_id": "e/p", "start": START, "end": END,
                             "call_metrics": ["call_count"], **kwargs}
     project = call.pop("project_id")
-    with _mock() as mocked:
+    with mock_http() as mocked:
         with pytest.raises(InvalidRequestError, match=hint) as info:
             await weave.call_stats(project, **call)
         assert not mocked.requests
@@ -275,7 +253,7 @@ def test_none_means_the_default_aggregation_and_no_percentiles() -> None:
 async def test_filters_the_server_ignores_warn(
     weave: AsyncWeaveStats, filter_: CallsFilter, fragment: str
 ) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=_answer())
         with pytest.warns(IgnoredFilterWarning, match=fragment):
             await weave.call_stats("e/p", start=START, end=END, filter=filter_,
@@ -283,7 +261,7 @@ async def test_filters_the_server_ignores_warn(
 
 
 async def test_applied_filters_do_not_warn(weave: AsyncWeaveStats) -> None:
-    with _mock() as mocked, warnings.catch_warnings():
+    with mock_http() as mocked, warnings.catch_warnings():
         warnings.simplefilter("error")
         mocked.post(URL, payload=_answer())
         await weave.call_stats(
@@ -298,7 +276,7 @@ async def test_applied_filters_do_not_warn(weave: AsyncWeaveStats) -> None:
 async def test_a_422_reaches_the_caller_with_the_servers_message(weave: AsyncWeaveStats) -> None:
     detail = [{"type": "value_error", "loc": ["body"],
                "msg": "Value error, CallStatsReq date range cannot exceed 31 days"}]
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, status=422, payload={"detail": detail})
         with pytest.raises(UnprocessableEntityError, match="cannot exceed 31 days") as info:
             await weave.call_stats_raw({"project_id": "e/p", "start": "2026-01-01T00:00:00Z"})
@@ -306,7 +284,7 @@ async def test_a_422_reaches_the_caller_with_the_servers_message(weave: AsyncWea
 
 
 async def test_a_400_reason_reaches_the_caller(weave: AsyncWeaveStats) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, status=400,
                     payload={"reason": "Percentile must be between 0 and 100, got 101.0"})
         with pytest.raises(BadRequestError, match=r"got 101\.0"):
@@ -314,7 +292,7 @@ async def test_a_400_reason_reaches_the_caller(weave: AsyncWeaveStats) -> None:
 
 
 async def test_a_502_is_retried_then_raised(weave: AsyncWeaveStats) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         for _ in range(4):
             mocked.post(URL, status=502, payload={"reason": "Temporary backend error"})
         with pytest.raises(InternalServerError, match="Temporary backend error"):
@@ -326,7 +304,7 @@ async def test_an_answer_of_the_wrong_shape_is_a_response_validation_error(
     weave: AsyncWeaveStats,
 ) -> None:
     bad = _answer(call_buckets=[{"timestamp": "yesterday", "count": 1}])
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=bad)
         with pytest.raises(ResponseValidationError) as info:
             await weave.call_stats("e/p", start=START, end=END, call_metrics=["call_count"])
@@ -343,7 +321,7 @@ async def test_buckets_decode_into_typed_values(weave: AsyncWeaveStats) -> None:
         usage_buckets=[{"timestamp": "2026-03-01T00:00:00-05:00", "model": "gpt-4o",
                         "sum_input_tokens": "498.0", "count": "2", "sum_total_cost": 0.01}],
     )
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=answer)
         stats = await weave.call_stats("e/p", start=START, end=END, call_metrics=["call_count"])
     (call,) = stats.call_buckets
@@ -375,7 +353,7 @@ def test_asking_for_an_aggregation_and_a_percentile_at_once_is_refused() -> None
 async def test_a_granularity_too_coarse_to_split_is_refused_before_sending(
     weave: AsyncWeaveStats,
 ) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         with pytest.raises(InvalidRequestError, match="too coarse"):
             await weave.call_stats("e/p", start=START, end=START + timedelta(days=90),
                                    granularity=40 * 86400, call_metrics=["call_count"])
@@ -471,7 +449,7 @@ async def test_a_long_range_is_fetched_in_windows_with_one_granularity(
     weave: AsyncWeaveStats,
 ) -> None:
     end = START + timedelta(days=90)
-    with _mock() as mocked:
+    with mock_http() as mocked:
         for _ in range(3):
             mocked.post(URL, payload=_answer(granularity=86400))
         stats = await weave.call_stats("e/p", start=START, end=end, call_metrics=["call_count"])
@@ -484,7 +462,7 @@ async def test_a_long_range_is_fetched_in_windows_with_one_granularity(
 
 
 async def test_a_failing_window_fails_the_whole_query(weave: AsyncWeaveStats) -> None:
-    with _mock() as mocked:
+    with mock_http() as mocked:
         mocked.post(URL, payload=_answer(granularity=86400))
         mocked.post(URL, status=400, payload={"reason": "nope"}, repeat=True)
         with pytest.raises(BadRequestError, match="nope"):
