@@ -177,32 +177,35 @@ def _metric_json(
     return {"metric": metric, "aggregations": list(aggregations), "percentiles": list(percentiles)}
 
 
-def _ids(field: str) -> Any:
-    def convert(value: Iterable[str] | None) -> tuple[str, ...] | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            raise InvalidRequestError(
-                f"filter {field} must be a list of strings, not the string {value!r}; "
-                f"write {field}=[{value!r}]",
-                field=f"filter.{field}",
-            )
-        items = tuple(value)
-        if not items:
-            raise InvalidRequestError(
-                f"filter {field} is empty; the server ignores an empty list and matches every "
-                f"call, so pass None to mean no {field} filter",
-                field=f"filter.{field}",
-            )
-        for item in items:
-            if not isinstance(item, str) or not item:
-                raise InvalidRequestError(
-                    f"filter {field} holds {item!r}; every entry must be a non-empty string",
-                    field=f"filter.{field}",
-                )
-        return items
+def _id_list(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    """Any iterable of ids as a tuple (a bare string is left for ``_check_ids`` to refuse)."""
+    if value is None or isinstance(value, str):
+        return value  # type: ignore[return-value]  # _check_ids always refuses a string
+    return tuple(value)
 
-    return attrs.field(default=None, converter=convert)
+
+def _check_ids(_instance: object, attribute: attrs.Attribute[Any], value: Any) -> None:
+    field = attribute.name
+    if value is None:
+        return
+    if isinstance(value, str):
+        raise InvalidRequestError(
+            f"filter {field} must be a list of strings, not the string {value!r}; "
+            f"write {field}=[{value!r}]",
+            field=f"filter.{field}",
+        )
+    if not value:
+        raise InvalidRequestError(
+            f"filter {field} is empty; the server ignores an empty list and matches every "
+            f"call, so pass None to mean no {field} filter",
+            field=f"filter.{field}",
+        )
+    for item in value:
+        if not isinstance(item, str) or not item:
+            raise InvalidRequestError(
+                f"filter {field} holds {item!r}; every entry must be a non-empty string",
+                field=f"filter.{field}",
+            )
 
 
 def _check_roots(instance: CallsFilter, attribute: Any, value: bool | None) -> None:
@@ -224,17 +227,37 @@ class CallsFilter:
     that SDK traces roll up into their parents.
     """
 
-    op_names: tuple[str, ...] | None = _ids("op_names")
-    input_refs: tuple[str, ...] | None = _ids("input_refs")
-    output_refs: tuple[str, ...] | None = _ids("output_refs")
-    parent_ids: tuple[str, ...] | None = _ids("parent_ids")
-    trace_ids: tuple[str, ...] | None = _ids("trace_ids")
-    call_ids: tuple[str, ...] | None = _ids("call_ids")
-    thread_ids: tuple[str, ...] | None = _ids("thread_ids")
-    turn_ids: tuple[str, ...] | None = _ids("turn_ids")
+    op_names: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    input_refs: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    output_refs: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    parent_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    trace_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    call_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    thread_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    turn_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
     trace_roots_only: bool | None = attrs.field(default=None, validator=_check_roots)
-    wb_user_ids: tuple[str, ...] | None = _ids("wb_user_ids")
-    wb_run_ids: tuple[str, ...] | None = _ids("wb_run_ids")
+    wb_user_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
+    wb_run_ids: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_id_list, validator=_check_ids
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form: only the parts that were given."""

@@ -84,3 +84,44 @@ async def pager(client: AsyncHeliconeUsers) -> None:
         size: int = len(one_page.users)
         del size
     del first
+
+
+async def weave_stats() -> None:
+    from helicone_users import (
+        AsyncWeaveStats,
+        CallBucket,
+        CallMetric,
+        CallsFilter,
+        CallStats,
+        UsageBucket,
+        UsageMetric,
+    )
+
+    async with AsyncWeaveStats(api_key="wandb-…", base_url="https://trace.wandb.ai") as weave:
+        stats: CallStats = await weave.call_stats(
+            "entity/project",
+            start=START,
+            end=END,
+            usage_metrics=[UsageMetric("input_tokens", aggregations=("sum", "avg"))],
+            call_metrics=[CallMetric("latency_ms", percentiles=(50, 99))],
+            filter=CallsFilter(op_names=["chat"], trace_roots_only=True),
+            timezone="Europe/Paris",
+        )
+    call: CallBucket = stats.call_buckets[0]
+    p99: float | int | None = call.value("latency_ms", percentile=99)
+    usage: UsageBucket = stats.usage_buckets[0]
+    model: str = usage.model
+    rows: list[dict[str, object]] = stats.to_rows("usage")
+    print(p99, model, rows)
+
+
+def blocking() -> None:
+    from helicone_users import HeliconeUsers
+
+    with HeliconeUsers(api_key="sk-helicone-…") as client:
+        page: UserMetricsPage = client.users.metrics(filter=F.cost > 1, limit=10)
+        for user in client.users.iter_metrics(U.total_requests >= 5, page_size=500):
+            row: UserMetrics = user
+            print(row.user_id, page.count)
+        totals: list[UserStats] = client.users.query(user_ids=["alice"])
+        print(totals)
