@@ -133,7 +133,8 @@ async def measure(url: str, requests: int, rounds: int) -> tuple[list[float], li
         bare, sdk = bare_call(session, url), sdk_call(client)
         await timed(bare, 50)  # open the connections and warm both paths up
         await timed(sdk, 50)
-        bare_rounds, sdk_rounds = [], []
+        bare_rounds: list[float] = []
+        sdk_rounds: list[float] = []
         for index in range(rounds):
             # Alternate which side goes first, so drift in the machine hits both alike.
             order = [(bare, bare_rounds), (sdk, sdk_rounds)]

@@ -85,7 +85,7 @@ class Traffic:
 def traffic(monkeypatch: pytest.MonkeyPatch) -> Traffic:
     """Record every request reaching any emulator started in this test."""
     seen = Traffic()
-    build = _emulator.build_app
+    build: Callable[[Any], web.Application] = getattr(_emulator, "build_app")  # noqa: B009
 
     def recording_app(state: Any) -> web.Application:
         app = build(state)

@@ -22,10 +22,12 @@ from hypothesis import strategies as st
 from helicone_users import (
     AsyncHeliconeUsers,
     AsyncWeaveStats,
+    CallBucket,
     CallStats,
     HeliconeAPIError,
     MetricsOverview,
     ResponseValidationError,
+    UsageBucket,
     UserMetrics,
     UserMetricsPage,
     UserStats,
@@ -260,7 +262,8 @@ def check_call_stats(stats: CallStats) -> None:
     assert stats.end.tzinfo is not None
     assert is_int(stats.granularity)
     assert isinstance(stats.timezone, str)
-    for bucket in (*stats.usage_buckets, *stats.call_buckets):
+    buckets: list[CallBucket | UsageBucket] = [*stats.usage_buckets, *stats.call_buckets]
+    for bucket in buckets:
         assert is_int(bucket.count)
         assert bucket.timestamp.tzinfo is not None
         for value in bucket.values.values():

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped,unused-ignore]
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -145,7 +145,7 @@ JSON = st.recursive(
     ),
     max_leaves=12,
 )
-EXTREMES = st.sampled_from(
+EXTREMES: st.SearchStrategy[Any] = st.sampled_from(
     [10**30, -(10**30), 2**63, -(2**63) - 1, 1e308, -1e308, 1e-308, "", "x" * 10_000, [], {},
      "\x00", "'; DROP TABLE requests; --", "2024-02-30T00:00:00Z", "9999-12-31T23:59:59Z",
      "0001-01-01T00:00:00Z", True, None]
