@@ -191,8 +191,29 @@ def test_demo_tours_every_section_and_exits_0() -> None:
     assert "▁" in result.stdout
 
 
+def test_the_emulator_command_serves_until_ctrl_c() -> None:
+    command = [
+        sys.executable, "-m", "helicone_users", "emulator", "--port", "0",
+        "--synthetic-users", "12", "--requests", "300",
+    ]  # fmt: skip
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stdout is not None
+        printed = [process.stdout.readline() for _ in range(3)]
+        base_url = printed[0].split()[-1]
+        key = printed[1].split()[-1]
+        with HeliconeUsers(key, base_url=base_url) as client:
+            count = client.users.metrics(limit=1).count
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    assert base_url.startswith("http://127.0.0.1:")
+    assert 0 < count <= 12
+    assert process.returncode == 0
+
+
 @pytest.mark.parametrize(
-    "command", ["users", "export", "overview", "totals", "calls-stats", "demo"]
+    "command", ["users", "export", "overview", "totals", "calls-stats", "demo", "emulator"]
 )
 def test_every_command_has_help_with_examples(
     command: str, capsys: pytest.CaptureFixture[str]
