@@ -110,3 +110,13 @@ def test_bad_time_options_are_usage_errors(
     code = main(["users", "--start", "2026-02-01", "--until", "2026-01-01"])
     assert code == 2
     assert "empty time range" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("default::UserWarning")
+def test_sdk_warnings_are_one_line_without_a_source_location(
+    env: ServedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["overview", "--filter", "user.cost > 1", "--format", "json"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("helicone-users: warning: the hosted server ignores users_view")
+    assert len(err.splitlines()) == 1

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from collections.abc import Sequence
+from typing import TextIO
 
 from helicone_users._cli._common import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 
@@ -60,8 +62,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         if func is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        code: int = func(args)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            code: int = func(args)
     except KeyboardInterrupt:
         print("helicone-users: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     return code
+
+
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    # SDK warnings are advice for the user of the command: one line, no source location.
+    print(f"helicone-users: warning: {message}", file=file or sys.stderr)
