@@ -51,7 +51,8 @@ def add_parser(subparsers: Any) -> None:
             "Bucketed call metrics (latency_ms, call_count, error_count) and usage metrics per\n"
             "model (tokens, cost) of one Weave project, with a sparkline per call metric.\n"
             "--metric NAME[:AGG,...] where AGG is sum, avg, min, max, count, count_true,\n"
-            "count_false or a percentile such as p95 (default: sum)."
+            "count_false or a percentile such as p95 (default: sum). Without --since or --start\n"
+            "the range is the last 7 days."
         ),
         examples=EXAMPLES,
         func=main,
