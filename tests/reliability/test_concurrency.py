@@ -104,7 +104,7 @@ async def test_the_rate_limit_holds_in_every_window_while_tasks_compete(
     assert len(traffic.arrivals) == 100
     # Arrival times carry loopback jitter on top of the grant times: a window slightly shorter
     # than the period absorbs it; without the limit all 100 requests fit in one such window.
-    assert traffic.busiest_window(period * 0.9) <= count
+    assert traffic.busiest_window(period * 0.8) <= count
     assert traffic.arrivals[-1] - traffic.arrivals[0] >= (100 / count - 1) * period * 0.9
 
 
