@@ -7,7 +7,7 @@ loop is already running (Jupyter)::
     from helicone_users import HeliconeUsers, U
 
     with HeliconeUsers() as client:  # HELICONE_API_KEY
-        page = client.users.metrics(U.cost > 1, sort="cost:desc", limit=10)
+        page = client.users.metrics(U.cost > 1, sort=("cost", "desc"), limit=10)
         for user in client.users.iter_metrics():
             print(user.user_id, user.cost)
 """

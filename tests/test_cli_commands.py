@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,3 +121,13 @@ def test_sdk_warnings_are_one_line_without_a_source_location(
     err = capsys.readouterr().err
     assert err.startswith("helicone-users: warning: the hosted server ignores users_view")
     assert len(err.splitlines()) == 1
+
+
+def test_users_all_lists_every_user_not_just_the_first_twenty(
+    env: ServedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["users", "--all", "--sort", "user_id", "--format", "jsonl"]) == 0
+    ids = [json.loads(line)["user_id"] for line in capsys.readouterr().out.splitlines()]
+    with HeliconeUsers(env.api_key, base_url=env.base_url) as client:
+        assert ids == [u.user_id for u in client.users.iter_metrics(page_size=7)]
+    assert len(ids) > 20  # more than the default --limit

@@ -171,3 +171,21 @@ def test_plain_progress_reports_users_and_pages_on_its_stream() -> None:
         progress.set_total(30)
         progress.advance(10)
     assert out.getvalue() == "export: 10/30 users, 1 pages\n"
+
+
+def test_terminal_progress_is_a_bar_with_users_and_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setenv("COLUMNS", "60")
+    out = Tty()
+    with Progress("export", stream=out) as progress:
+        progress.set_total(30)
+        progress.advance(10)
+        progress.advance(20)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue())
+    last = text.replace("\r", "\n").strip().splitlines()[-1]
+    assert "30/30 users" in last
+    assert "2 pages" in last
+    assert len(last) <= 60
