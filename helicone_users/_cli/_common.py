@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from helicone_users._config import API_KEY_ENV, BASE_URL_ENV, DEFAULT_REGION, REGION_BASE_URLS
-from helicone_users._errors import APIError, HeliconeError, InvalidRequestError
+from helicone_users._errors import HeliconeError, InvalidRequestError
 
 if TYPE_CHECKING:
     from helicone_users._client import AsyncHeliconeUsers
@@ -142,16 +142,8 @@ def transport_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if attempts is not None:
         from helicone_users._retry import RetryPolicy
 
-        kwargs["retry"] = RetryPolicy.disabled() if attempts == 1 else _with_attempts(attempts)
+        kwargs["retry"] = RetryPolicy(max_attempts=attempts)
     return kwargs
-
-
-def _with_attempts(attempts: int) -> Any:
-    import attrs
-
-    from helicone_users._retry import RetryPolicy
-
-    return attrs.evolve(RetryPolicy(), max_attempts=attempts)
 
 
 def make_client(args: argparse.Namespace) -> AsyncHeliconeUsers:
@@ -171,14 +163,11 @@ def run(args: argparse.Namespace, body: Callable[[], Awaitable[int]]) -> int:
     except InvalidRequestError as exc:
         # A FilterError message may span lines (the text, then a caret under the fault): keep them.
         return report(f"error: {exc}", EXIT_USAGE, debug)
-    except APIError as exc:
-        return report(f"error: {one_line(str(exc))}", EXIT_API_ERROR, debug)
-    except HeliconeError as exc:
+    except (HeliconeError, OSError) as exc:
+        # API and network errors, and files that cannot be written: one line, exit 1.
         return report(f"error: {one_line(str(exc))}", EXIT_API_ERROR, debug)
     except KeyboardInterrupt:
         return report("interrupted", EXIT_INTERRUPTED, debug)
-    except OSError as exc:
-        return report(f"error: {one_line(str(exc))}", EXIT_API_ERROR, debug)
 
 
 async def _as_coroutine(body: Callable[[], Awaitable[int]]) -> int:
