@@ -83,7 +83,7 @@ def test_ctrl_c_during_an_export_leaves_no_file(
 def test_demo_without_the_emulator_extra_says_which_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(sys.modules, "helicone_users.testing", None)
+    monkeypatch.setitem(sys.modules, "duckdb", None)
     assert main(["demo"]) == 1
     assert "helicone-users[emulator]" in capsys.readouterr().err
 

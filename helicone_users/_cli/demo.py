@@ -66,7 +66,9 @@ def add_parser(subparsers: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``demo``."""
     try:
-        import helicone_users.testing  # noqa: F401  (needs duckdb)
+        import duckdb  # noqa: F401  (the emulator's database)
+
+        import helicone_users.testing  # noqa: F401
     except ImportError:
         return fail(
             "the demo needs the emulator extra (DuckDB): pip install 'helicone-users[emulator]'"
