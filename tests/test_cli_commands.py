@@ -131,3 +131,13 @@ def test_users_all_lists_every_user_not_just_the_first_twenty(
     with HeliconeUsers(env.api_key, base_url=env.base_url) as client:
         assert ids == [u.user_id for u in client.users.iter_metrics(page_size=7)]
     assert len(ids) > 20  # more than the default --limit
+
+
+def test_a_rejected_key_exits_1_without_printing_the_key(
+    env: ServedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret = "sk-helicone-not-the-right-one"
+    assert main(["users", "--api-key", secret, "--debug"]) == 1
+    captured = capsys.readouterr()
+    assert "401" in captured.err.splitlines()[-1]
+    assert secret not in captured.err + captured.out
