@@ -7,9 +7,9 @@ opt-in quirk named in ``WEAVE_QUIRK_DESCRIPTIONS``. With every quirk off it neve
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import json
+import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 
-from helicone_users._config import WEAVE_BASIC_USER
+from helicone_users._config import LOGGER_NAME, WEAVE_BASIC_USER
 from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
 from helicone_users.testing._faults import with_faults
 from helicone_users.testing._weave_stats import (
@@ -66,6 +66,7 @@ _SPEC_FIELDS: Final = ("metric", "aggregations", "percentiles")
 _LIST_FILTERS: Final = ("op_names", "input_refs", "output_refs", "parent_ids", "trace_ids",
                         "call_ids", "thread_ids", "turn_ids", "wb_user_ids", "wb_run_ids")
 _IGNORED_FILTERS: Final = ("input_refs", "output_refs", "thread_ids", "turn_ids")
+_log = logging.getLogger(f"{LOGGER_NAME}.emulator")
 _BACKEND_ERROR: Final = {"reason": "Temporary backend error"}
 _INTERNAL_ERROR: Final = {"reason": "Internal server error"}
 
@@ -403,10 +404,11 @@ def _authorized(header: str | None, api_key: str) -> bool:
         return False
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # not base64 (binascii.Error), not ASCII, or not UTF-8 inside
         return False
     user, _, password = decoded.partition(":")
-    return user == WEAVE_BASIC_USER and hmac.compare_digest(password, api_key)
+    # Compare bytes: compare_digest refuses str with non-ASCII characters.
+    return user == WEAVE_BASIC_USER and hmac.compare_digest(password.encode(), api_key.encode())
 
 
 def _rows_query(start: datetime, end: datetime) -> Callable[[Any], list[dict[str, Any]]]:
@@ -441,9 +443,19 @@ def make_handler(state: EmulatorState) -> Callable[[web.Request], Any]:
 
     async def handle(request: web.Request) -> web.StreamResponse:
         state.seen_requests += 1
-        return await with_faults(request, state.faults, lambda: answer(state, request))
+        return await with_faults(request, state.faults, lambda: _safe_answer(state, request))
 
     return handle
+
+
+async def _safe_answer(state: EmulatorState, request: web.Request) -> web.Response:
+    try:
+        return await answer(state, request)
+    except Exception as exc:  # the emulator never answers 500 by accident
+        _log.exception("emulator failed on %s", request.path)
+        return web.json_response(
+            {"reason": f"emulator could not answer: {type(exc).__name__}"}, status=400
+        )
 
 
 async def answer(state: EmulatorState, request: web.Request) -> web.Response:
