@@ -391,23 +391,32 @@ def parse_timestamp(value: Any, where: str = "timestamp") -> datetime:
 
 
 def _number(value: Any, where: str) -> Value:
-    if value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)):
-        return value
     if isinstance(value, str):
         # Lenient: some gateways send numbers as strings.
-        for kind in (int, float):
-            try:
-                return kind(value)
-            except ValueError:
-                continue
-    raise _Bad(where, f"expected a number or null, got {value!r}")
+        value = _number_from_text(value)
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    raise _Bad(where, f"expected a finite number or null, got {value!r}")
+
+
+def _number_from_text(text: str) -> Any:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:  # also digit strings past Python's int conversion limit
+            continue
+    return text
 
 
 def _count(value: Any, where: str) -> int:
     number = _number(value, where)
-    if number is None or not float(number).is_integer():
-        raise _Bad(where, f"expected a whole count, got {value!r}")
-    return int(number)
+    if isinstance(number, float) and number.is_integer():
+        return int(number)
+    if isinstance(number, int):
+        return number
+    raise _Bad(where, f"expected a whole count, got {value!r}")
 
 
 def _values(row: Mapping[str, Any], skip: frozenset[str], where: str) -> dict[str, Value]:
