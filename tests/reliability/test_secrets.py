@@ -137,7 +137,7 @@ async def test_failures_at_debug_level_never_show_the_key(
             raised = await failure(client.users.metrics(limit=5))
             texts = everything(client)
     assert isinstance(raised, error)
-    assert_hidden("\n".join([*texts, *exception_texts(raised), log_text(debug_logs)]), key)
+    assert_hidden("\n".join([*texts, *exception_texts(raised), log_text(debug_logs)]), key, CANARY)
 
 
 async def test_connection_refused_never_shows_the_key(
