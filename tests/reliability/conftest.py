@@ -56,6 +56,10 @@ class Traffic:
         self.transports: set[Any] = set()
         self.max_connections = 0
 
+    def open_connections(self) -> int:
+        """Connections the server still holds open."""
+        return sum(1 for transport in list(self.transports) if not transport.is_closing())
+
     def busiest_window(self, seconds: float) -> int:
         """The most requests that arrived within any span of ``seconds``."""
         times = sorted(self.arrivals)

@@ -57,7 +57,9 @@ async def _idle(client: AsyncHeliconeUsers) -> None:
 
 
 @pytest.mark.parametrize("after", [1, 15, 205])
-async def test_breaking_out_after_n_users_cancels_the_rest(emulator: Served, after: int) -> None:
+async def test_breaking_out_after_n_users_cancels_the_rest(
+    emulator: Served, traffic: Traffic, after: int
+) -> None:
     async with no_leaks():
         async with _client(emulator) as client:
             pool = aiohttp_session(client)
@@ -69,6 +71,11 @@ async def test_breaking_out_after_n_users_cancels_the_rest(emulator: Served, aft
                         break
             await _idle(client)
         assert_pool_closed(pool)
+        for _ in range(200):  # the server sees the sockets close (bounded wait)
+            if traffic.open_connections() == 0:
+                break
+            await asyncio.sleep(0.01)
+    assert traffic.open_connections() == 0
     assert got == [f"u{i:06d}" for i in range(after)]
 
 

@@ -32,9 +32,10 @@ from helicone_users import (
     UserMetricsPage,
     UserStats,
 )
+from helicone_users._converter import structure_or_raise
 
 FUZZ = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     report_multiple_bugs=False,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
@@ -363,6 +364,38 @@ def test_any_call_stats_body_gives_call_stats_or_a_validation_error(
     stats = decode(loop, weave, raw, lambda c: c.call_stats_raw({}), body)
     if stats is not None:
         check_call_stats(stats)
+
+
+MODELS: list[tuple[Any, st.SearchStrategy[Any], Callable[[Any], None]]] = [
+    (UserMetrics, valid_user().flatmap(bent_object), check_user),
+    (UserStats, stats_row(), lambda row: check_stats([row])),
+    (MetricsOverview, overview_data(), check_overview),
+    (
+        UserMetricsPage,
+        metrics_data().map(lambda d: {**d, "offset": 0, "limit": 3} if isinstance(d, dict) else d),
+        check_page,
+    ),
+]
+
+
+@FUZZ
+@given(data=st.data())
+@pytest.mark.parametrize(
+    ("model", "bodies", "check"), MODELS, ids=lambda m: getattr(m, "__name__", "")
+)
+def test_the_converter_alone_gives_each_model_or_a_validation_error(
+    users: AsyncHeliconeUsers,
+    model: Any,
+    bodies: st.SearchStrategy[Any],
+    check: Callable[[Any], None],
+    data: st.DataObject,
+) -> None:
+    body = data.draw(bodies)
+    try:
+        value = structure_or_raise(users.converter, body, model, method="POST", path="/fuzz")
+    except ResponseValidationError:
+        return
+    check(value)
 
 
 def test_a_timestamp_whose_utc_form_leaves_the_calendar_is_a_validation_error(

@@ -59,6 +59,23 @@ async def test_a_request_that_always_fails_raises_the_typed_error_of_the_last_at
         assert isinstance(raised.value.__cause__, cause)
 
 
+@pytest.mark.parametrize("seed", [3, 4, 5, 6])
+async def test_the_error_raised_is_the_one_of_the_last_attempt(seed: int) -> None:
+    plan = FaultPlan(rate=1.0, seed=seed, kinds=("500", "502", "503", "reset"))
+    async with no_leaks(), served(user_rows(5), faults=plan) as emulator:
+        async with emulator.client(retry=fast_retry(5)) as client:
+            with pytest.raises((InternalServerError, APIConnectionError)) as raised:
+                await client.users.metrics(limit=5)
+        injected = emulator.state.faults.injected
+    assert len(injected) == 5
+    if injected[-1] == "reset":
+        assert isinstance(raised.value, APIConnectionError)
+        assert isinstance(raised.value.__cause__, aiohttp.ServerDisconnectedError)
+    else:
+        assert isinstance(raised.value, InternalServerError)
+        assert raised.value.status == int(injected[-1])
+
+
 async def test_the_pager_stops_cleanly_when_a_later_page_runs_out_of_retries() -> None:
     async with no_leaks(), served(user_rows(200)) as emulator:
         client = emulator.client(retry=fast_retry(ATTEMPTS), max_concurrency=8)
