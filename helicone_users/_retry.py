@@ -171,8 +171,19 @@ class RetryPolicy:
 
     async def call(self, attempt: Callable[[], Awaitable[_T]], *, what: str = "request") -> _T:
         """Run ``attempt`` until it succeeds or the policy gives up; raises the last error."""
+        # The first attempt runs bare: most requests succeed at once, and building tenacity's
+        # machinery for each of them is most of the SDK's per-request overhead.
+        try:
+            return await attempt()
+        except Exception as exc:
+            if self.max_attempts == 1 or not self.should_retry(exc):
+                raise
+            first_failure = exc
+        wait = self.backoff(1, first_failure)
+        self._log(what, first_failure, 1, wait)
+        await self._sleep(wait)
         retrying = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(self.max_attempts),
+            stop=tenacity.stop_after_attempt(self.max_attempts - 1),
             wait=self._wait,
             retry=tenacity.retry_if_exception(self.should_retry),
             sleep=self._sleep,
@@ -187,29 +198,34 @@ class RetryPolicy:
         result: _T = await retrying(run)
         return result
 
+    # tenacity numbers the attempts it runs from 1; they are attempts 2.. of the request.
+
     def _wait(self, state: tenacity.RetryCallState) -> float:
         outcome = state.outcome
         exc = outcome.exception() if outcome is not None else None
-        return self.backoff(state.attempt_number, exc)
+        return self.backoff(state.attempt_number + 1, exc)
+
+    def _log_retry(self, state: tenacity.RetryCallState, what: str) -> None:
+        outcome = state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        self._log(what, exc, state.attempt_number + 1, wait)
+
+    def _log(self, what: str, exc: BaseException | None, attempt: int, wait: float) -> None:
+        _log.warning(
+            "retrying %s after %s (attempt %d/%d failed; waiting %.2f s)",
+            what,
+            _reason(exc),
+            attempt,
+            self.max_attempts,
+            wait,
+        )
 
     async def _sleep(self, seconds: float) -> None:
         if self.sleep and not _testing:
             await asyncio.sleep(seconds)
         else:
             await asyncio.sleep(0)
-
-    def _log_retry(self, state: tenacity.RetryCallState, what: str) -> None:
-        outcome = state.outcome
-        exc = outcome.exception() if outcome is not None else None
-        wait = state.next_action.sleep if state.next_action is not None else 0.0
-        _log.warning(
-            "retrying %s after %s (attempt %d/%d failed; waiting %.2f s)",
-            what,
-            _reason(exc),
-            state.attempt_number,
-            self.max_attempts,
-            wait,
-        )
 
 
 def _server_wait(exc: BaseException) -> float | None:

@@ -204,6 +204,19 @@ async def test_exhausted_attempts_raise_the_last_typed_error(sleeps: list[float]
     assert flaky.calls == 3
 
 
+@pytest.mark.parametrize("max_attempts", [1, 2, 3, 5])
+async def test_a_request_is_tried_exactly_max_attempts_times(
+    sleeps: list[float], max_attempts: int
+) -> None:
+    failures = [_status(InternalServerError, 503) for _ in range(max_attempts + 2)]
+    flaky = _Flaky(*failures)
+    with pytest.raises(InternalServerError) as info:
+        await RetryPolicy.testing(max_attempts).call(flaky)
+    assert flaky.calls == max_attempts
+    assert info.value is failures[max_attempts - 1]
+    assert len(sleeps) == max_attempts - 1
+
+
 async def test_rate_limit_beyond_the_cap_raises_at_once(sleeps: list[float]) -> None:
     error = RateLimitError("slow", retry_after=3600.0, status=429, method="POST", path="/x")
     flaky = _Flaky(error)
