@@ -299,6 +299,7 @@ class Session:
         self._max_connections = max_connections
         self._max_connections_per_host = max_connections_per_host
         self._closed = False
+        self._static_headers: dict[str, str] | None = None
 
     def __repr__(self) -> str:
         return f"Session(base_url={self.base_url!r})"
@@ -373,24 +374,28 @@ class Session:
         )
         if 200 <= status < 300:
             return raw
-        raise _error_for(status, headers, raw, method=method, path=path)
+        raise _error_for(status, dict(headers), raw, method=method, path=path)
 
     async def _send(
         self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, Mapping[str, str], bytes]:
         session = self._client_session()
-        headers = {"Authorization": self.__authorization, "Content-Type": "application/json"}
-        if self.user_agent:
-            headers["User-Agent"] = self.user_agent
-        # Per request, so that this client's timeout holds on a caller's session too.
-        kwargs: dict[str, Any] = {
-            "data": data,
-            "headers": headers,
-            "timeout": timeout or self.timeout,
-        }
+        kwargs: dict[str, Any] = {"data": data, "headers": self._headers()}
+        # Our own session already carries our timeout; a caller's needs it on every request.
+        if timeout is not None or not self._owns_session:
+            kwargs["timeout"] = timeout or self.timeout
         async with session.request(method, self.base_url + path, **kwargs) as response:
             raw = await response.read()
-            return response.status, dict(response.headers), raw
+            return response.status, response.headers, raw
+
+    def _headers(self) -> dict[str, str]:
+        headers = self._static_headers
+        if headers is None:
+            headers = {"Authorization": self.__authorization, "Content-Type": "application/json"}
+            if self.user_agent:
+                headers["User-Agent"] = self.user_agent
+            self._static_headers = headers
+        return headers
 
     def _client_session(self) -> aiohttp.ClientSession:
         if self._closed:
