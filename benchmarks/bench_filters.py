@@ -67,6 +67,7 @@ def main() -> None:
         f" {'depth':>6} {'vs 10 leaves':>13}"
     )
     baseline = None
+    last: tuple[int, float, int] = (0, 0.0, 0)
     for n in SIZES:
         build_s, node = best(partial(build, n))
         compile_s, wire = best(node.to_json)
@@ -78,6 +79,13 @@ def main() -> None:
             f"{n:>7} {build_s / n * 1e6:>14.2f} {compile_s / n * 1e6:>16.2f}"
             f" {read_s / n * 1e6:>13.2f} {depth(wire):>6} {per_leaf / baseline:>12.2f}x"
         )
+        last = (n, per_leaf, depth(wire))
+    n, per_leaf, tree_depth = last
+    print()
+    print(
+        f"{n:,} leaves: build+compile {per_leaf * 1e6:.2f} µs/leaf, wire tree depth {tree_depth}"
+        f" (target <= 15): {'met' if tree_depth <= 15 else 'missed'}"
+    )
 
 
 if __name__ == "__main__":
