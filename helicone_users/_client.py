@@ -7,7 +7,6 @@ import platform
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 
 import aiohttp
@@ -50,7 +49,7 @@ from helicone_users._models import (
 )
 from helicone_users._pagination import UserMetricsPager, gather_bounded
 from helicone_users._retry import RetryPolicy
-from helicone_users._session import Session, decode_json
+from helicone_users._session import Session, SessionOwner, decode_json
 from helicone_users._types import NOT_GIVEN, NotGiven
 
 __all__ = ["AsyncHeliconeUsers", "Users"]
@@ -67,7 +66,7 @@ _QUERY_PATH = "/v1/user/query"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
-class AsyncHeliconeUsers:
+class AsyncHeliconeUsers(SessionOwner):
     """Async client for Helicone's user-metrics endpoints.
 
     ::
@@ -110,35 +109,6 @@ class AsyncHeliconeUsers:
         )
         self._converter = make_converter()
         self.users = Users(self)
-
-    @property
-    def base_url(self) -> str:
-        """The API root every path is joined to."""
-        return self._session.base_url
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy of every request."""
-        return self._session.retry
-
-    def __repr__(self) -> str:
-        return f"AsyncHeliconeUsers(base_url={self.base_url!r})"
-
-    async def __aenter__(self) -> AsyncHeliconeUsers:
-        await self._session.__aenter__()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connection pool (unless it was passed in); idempotent."""
-        await self._session.aclose()
 
     async def _post(self, path: str, body: Any, result: type[_T]) -> _T:
         """POST a request model, unwrap the ``{data, error}`` envelope, structure ``data``."""

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp.client_reqrep import RequestInfo
@@ -45,12 +45,14 @@ __all__ = [
     "NOT_GIVEN",
     "RateLimiter",
     "Session",
+    "SessionOwner",
     "decode_json",
     "status_error",
     "translate_exception",
 ]
 
 _log = logging.getLogger(LOGGER_NAME)
+_Owner = TypeVar("_Owner", bound="SessionOwner")
 
 _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     400: BadRequestError,
@@ -408,6 +410,42 @@ class Session:
             )
             self._session = aiohttp.ClientSession(connector=connector, timeout=self.timeout)
         return self._session
+
+
+class SessionOwner:
+    """The shell every API client shares: one Session, ``async with``, ``aclose()``, a repr
+    that shows the base URL and never the key."""
+
+    _session: Session
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to."""
+        return self._session.base_url
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The retry policy of every request."""
+        return self._session.retry
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    async def __aenter__(self: _Owner) -> _Owner:
+        await self._session.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (unless it was passed in); idempotent."""
+        await self._session.aclose()
 
 
 def decode_json(raw: bytes, *, method: str, path: str) -> Any:

@@ -49,7 +49,7 @@ from helicone_users._config import (
 )
 from helicone_users._errors import IgnoredFilterWarning, InvalidRequestError
 from helicone_users._retry import RetryPolicy
-from helicone_users._session import Session
+from helicone_users._session import Session, SessionOwner
 from helicone_users._weave_models import (
     CallBucket,
     CallMetric,
@@ -399,7 +399,7 @@ async def _gather_bounded(jobs: Sequence[Callable[[], Awaitable[_T]]], limit: in
 # --- the client ----------------------------------------------------------------------------------
 
 
-class AsyncWeaveStats:
+class AsyncWeaveStats(SessionOwner):
     """Async client of the Weave ``/calls/stats`` endpoint.
 
     The key comes from ``api_key`` or ``WANDB_API_KEY``, the server from ``base_url``,
@@ -452,34 +452,9 @@ class AsyncWeaveStats:
             session=session,
             max_connections_per_host=max(max_concurrency, 16),
         )
-        self._base_url = url.rstrip("/")
         self._max_concurrency = max_concurrency
         self._alignment: Alignment = bucket_alignment
         self._max_range = None if max_range_days is None else timedelta(days=max_range_days)
-
-    @property
-    def base_url(self) -> str:
-        """The server this client talks to."""
-        return self._base_url
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """The retry policy of every request."""
-        return self._session.retry
-
-    def __repr__(self) -> str:
-        return f"AsyncWeaveStats(base_url={self._base_url!r})"
-
-    async def __aenter__(self) -> AsyncWeaveStats:
-        await self._session.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the connections this client owns."""
-        await self._session.aclose()
 
     async def call_stats(
         self,
