@@ -21,7 +21,7 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar
+from typing import Any, ClassVar, Concatenate, Generic, Literal, ParamSpec, TypeVar
 
 import aiohttp
 
@@ -36,6 +36,7 @@ __all__ = ["HeliconeUsers", "SyncMetricsPager", "SyncPager", "SyncUsers", "Weave
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+_Client = TypeVar("_Client", bound="_BlockingClient")
 _Item = TypeVar("_Item")
 
 
@@ -268,7 +269,47 @@ class SyncUsers(_Facade):
     iter_metrics = _paging(Users.iter_metrics)
 
 
-class HeliconeUsers(_Facade):
+class _BlockingClient(_Facade):
+    """The shell both blocking clients share: open the async client on a private loop thread,
+    ``close()`` / ``with``, and a repr showing the base URL."""
+
+    _thread_name: ClassVar[str]
+
+    def _start(self, cls: Callable[..., Any], api_key: str | None, options: dict[str, Any]) -> None:
+        self._registry = _Registry(self._thread_name)
+        self._runner = self._registry.runner
+        try:
+            self._target = self._runner.run(_open(cls, api_key, options))
+        except BaseException:
+            self._runner.stop()
+            raise
+
+    @property
+    def base_url(self) -> str:
+        """The API root every path is joined to."""
+        return str(self._target.base_url)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r})"
+
+    def close(self) -> None:
+        """Close open pagers and the connection pool, then stop and join the background
+        thread; idempotent."""
+        self._registry.close(self._target.aclose)
+
+    def __enter__(self: _Client) -> _Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class HeliconeUsers(_BlockingClient):
     """Blocking client for Helicone's user-metrics endpoints, for scripts and notebooks.
 
     The same arguments and methods as :class:`AsyncHeliconeUsers`, without ``await``; it runs
@@ -280,6 +321,8 @@ class HeliconeUsers(_Facade):
             for user in client.users.iter_metrics(F.model.contains("gpt")):
                 print(user.user_id, user.cost)
     """
+
+    _thread_name = "helicone-users-sync"
 
     def __init__(
         self,
@@ -300,41 +343,11 @@ class HeliconeUsers(_Facade):
             "max_concurrency": max_concurrency,
             "rate_limit": rate_limit,
         }
-        self._registry = _Registry("helicone-users-sync")
-        self._runner = self._registry.runner
-        try:
-            self._target = self._runner.run(_open(AsyncHeliconeUsers, api_key, options))
-        except BaseException:
-            self._runner.stop()
-            raise
+        self._start(AsyncHeliconeUsers, api_key, options)
         self.users = SyncUsers(self._registry, self._target.users)
 
-    @property
-    def base_url(self) -> str:
-        """The API root every path is joined to."""
-        return str(self._target.base_url)
 
-    def __repr__(self) -> str:
-        return f"HeliconeUsers(base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        """Close open pagers and the connection pool, then stop and join the background
-        thread; idempotent."""
-        self._registry.close(self._target.aclose)
-
-    def __enter__(self) -> HeliconeUsers:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-class WeaveStats(_Facade):
+class WeaveStats(_BlockingClient):
     """Blocking twin of :class:`AsyncWeaveStats`; same arguments, same results.
 
     Example::
@@ -343,40 +356,13 @@ class WeaveStats(_Facade):
             stats = weave.call_stats("entity/project", start=week_ago)
     """
 
+    _thread_name = "helicone-users-weave"
+
     def __init__(self, api_key: str | None = None, **kwargs: Any) -> None:
-        self._registry = _Registry("helicone-users-weave")
-        self._runner = self._registry.runner
-        try:
-            self._target = self._runner.run(_open(AsyncWeaveStats, api_key, kwargs))
-        except BaseException:
-            self._runner.stop()
-            raise
+        self._start(AsyncWeaveStats, api_key, kwargs)
 
     call_stats = _blocking(AsyncWeaveStats.call_stats)
     call_stats_raw = _blocking(AsyncWeaveStats.call_stats_raw)
-
-    @property
-    def base_url(self) -> str:
-        """The server this client talks to."""
-        return str(self._target.base_url)
-
-    def __repr__(self) -> str:
-        return f"WeaveStats(base_url={self.base_url!r})"
-
-    def close(self) -> None:
-        """Close the connections, then stop and join the background thread."""
-        self._registry.close(self._target.aclose)
-
-    def __enter__(self) -> WeaveStats:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 async def _open(cls: Callable[..., _T], api_key: str | None, kwargs: dict[str, Any]) -> _T:
