@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timezone
 from typing import Any
 
 import aiohttp
+import jsonschema
 import pytest
+from aiohttp import web
 from emulator_oracle import SpecSchemas
 
-from helicone_users.testing import Emulator
+from helicone_users.testing import Emulator, _app
 
 Post = Callable[..., Awaitable[tuple[int, Any, dict[str, str]]]]
 
@@ -60,6 +63,50 @@ def pytest_configure(config: pytest.Config) -> None:
 @pytest.fixture(scope="session")
 def spec() -> SpecSchemas:
     return SpecSchemas()
+
+
+_SCHEMA_BREAKS: list[str] = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _check_every_answer_against_the_spec(spec: SpecSchemas) -> Iterator[None]:
+    """Every 200 answer of a quirk-free emulator started by these tests is checked against its
+    endpoint's response schema in the shared spec (quirks copy the hosted server's deviations)."""
+    original = _app.guard
+
+    def checking_guard(state: Any, schema: Any, handler: Any) -> Any:
+        guarded = original(state, schema, handler)
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            response = await guarded(request)
+            body = getattr(response, "body", None)
+            if response.status == 200 and not state.quirks and isinstance(body, bytes):
+                try:
+                    spec.check_response(request.path, json.loads(body))
+                except jsonschema.ValidationError as exc:  # failed in the test that caused it
+                    _SCHEMA_BREAKS.append(f"{request.path}: {_where(exc)}")
+            return response
+
+        return checked
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_app, "guard", checking_guard)
+        yield
+
+
+def _where(exc: jsonschema.ValidationError) -> str:
+    # Under anyOf, the branch that got furthest into the body names the real culprit.
+    deepest = max(exc.context, key=lambda e: len(e.absolute_path)) if exc.context else exc
+    path = "/".join(str(part) for part in deepest.absolute_path)
+    return f"{path or '(body)'}: {deepest.message[:200]}"
+
+
+@pytest.fixture(autouse=True)
+def _no_answer_broke_the_spec() -> Iterator[None]:
+    yield
+    breaks = list(_SCHEMA_BREAKS)
+    _SCHEMA_BREAKS.clear()
+    assert not breaks, f"emulator answers broke the spec's response schema: {breaks[:3]}"
 
 
 @pytest.fixture
