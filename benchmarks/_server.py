@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import multiprocessing
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from aiohttp import web
 
-__all__ = ["serve", "serve_in_process", "wire_page", "wire_user"]
+__all__ = [
+    "fixed_delay_app",
+    "serve_app_in_process",
+    "serve_in_process",
+    "wire_page",
+    "wire_user",
+]
 
 
 def wire_user(i: int) -> dict[str, Any]:
@@ -39,9 +46,8 @@ def wire_page(users: list[dict[str, Any]], count: int) -> bytes:
     return json.dumps({"data": data, "error": None}).encode()
 
 
-@contextlib.asynccontextmanager
-async def serve(*, users: int, delay: float) -> AsyncIterator[str]:
-    """Serve ``users`` users on 127.0.0.1, each request answered after ``delay`` seconds."""
+def fixed_delay_app(users: int, delay: float) -> web.Application:
+    """``users`` users on metrics/query, each request answered after ``delay`` seconds."""
     rows = [wire_user(i) for i in range(users)]
 
     async def metrics(request: web.Request) -> web.Response:
@@ -53,33 +59,22 @@ async def serve(*, users: int, delay: float) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_post("/v1/user/metrics/query", metrics)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    return app
 
 
-def _run_forever(users: int, delay: float, ports: Any) -> None:
-    async def main() -> None:
-        async with serve(users=users, delay=delay) as base_url:
-            ports.put(base_url)
-            await asyncio.Event().wait()
-
-    asyncio.run(main())
+def serve_in_process(*, users: int, delay: float) -> contextlib.AbstractContextManager[str]:
+    """The fixed-delay server in a child process; yields the base URL."""
+    return serve_app_in_process(functools.partial(fixed_delay_app, users, delay))
 
 
 @contextlib.contextmanager
-def serve_in_process(*, users: int, delay: float) -> Iterator[str]:
-    """``serve`` in a child process, so that the server's work does not share the client's CPU
-    (as with a real remote server); yields the base URL."""
+def serve_app_in_process(build: Callable[[], web.Application]) -> Iterator[str]:
+    """Serve ``build()`` on 127.0.0.1 in a child process, so that the server's work does not
+    share the client's CPU (as with a real remote server); yields the base URL. ``build`` must
+    be a module-level function (or a partial of one): the child is spawned."""
     context = multiprocessing.get_context("spawn")
     ports = context.Queue()
-    process = context.Process(target=_run_forever, args=(users, delay, ports), daemon=True)
+    process = context.Process(target=_run_forever, args=(build, ports), daemon=True)
     process.start()
     try:
         yield ports.get(timeout=30)
@@ -88,3 +83,15 @@ def serve_in_process(*, users: int, delay: float) -> Iterator[str]:
         process.join(10)
         ports.close()
         ports.join_thread()
+
+
+def _run_forever(build: Callable[[], web.Application], ports: Any) -> None:
+    async def main() -> None:
+        runner = web.AppRunner(build(), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        ports.put(f"http://127.0.0.1:{runner.addresses[0][1]}")
+        await asyncio.Event().wait()
+
+    asyncio.run(main())

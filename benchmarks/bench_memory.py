@@ -11,17 +11,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import multiprocessing
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import serve_app_in_process
 
 PAGE_SIZE = 1000
 CONCURRENCY = 16
@@ -58,33 +60,10 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type="application/json")
 
 
-def _serve(ports: Any) -> None:
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post("/n/{count}/v1/user/metrics/query", metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ports.put(f"http://127.0.0.1:{runner.addresses[0][1]}")
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@contextlib.contextmanager
-def server() -> Iterator[str]:
-    context = multiprocessing.get_context("spawn")
-    ports = context.Queue()
-    process = context.Process(target=_serve, args=(ports,), daemon=True)
-    process.start()
-    try:
-        yield ports.get(timeout=30)
-    finally:
-        process.terminate()
-        process.join(10)
-        ports.close()
-        ports.join_thread()
+def _app() -> web.Application:
+    app = web.Application()
+    app.router.add_post("/n/{count}/v1/user/metrics/query", metrics)
+    return app
 
 
 async def stream(base_url: str, users: int) -> int:
@@ -138,7 +117,7 @@ def main() -> int:
         client_main(args.client, args.users)
         return 0
     small, large = args.sizes
-    with server() as base_url:
+    with serve_app_in_process(_app) as base_url:
         runs = [run_client(base_url, users) for users in (0, small, large)]
     print(f"page_size {PAGE_SIZE}, concurrency {CONCURRENCY}; each run in its own process")
     print(f"{'users':>10} {'seconds':>8} {'users/s':>9} {'peak RSS MB':>12}")

@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import cProfile
 import io
 import json
-import multiprocessing
 import pstats
 import statistics
+import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp import web
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import serve_app_in_process
 
 from helicone_users import AsyncHeliconeUsers, RetryPolicy
 
@@ -59,40 +63,16 @@ def page_body() -> bytes:
     ).encode()
 
 
-def _serve(ports: Any) -> None:
+def _app() -> web.Application:
     body = page_body()
 
     async def metrics(request: web.Request) -> web.Response:
         await request.read()
         return web.Response(body=body, content_type="application/json")
 
-    async def main() -> None:
-        app = web.Application()
-        app.router.add_post(PATH, metrics)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        ports.put(f"http://127.0.0.1:{runner.addresses[0][1]}")
-        await asyncio.Event().wait()
-
-    asyncio.run(main())
-
-
-@contextlib.contextmanager
-def server() -> Iterator[str]:
-    """The fixed-page server in a child process (its CPU is not the client's); the base URL."""
-    context = multiprocessing.get_context("spawn")
-    ports = context.Queue()
-    process = context.Process(target=_serve, args=(ports,), daemon=True)
-    process.start()
-    try:
-        yield ports.get(timeout=30)
-    finally:
-        process.terminate()
-        process.join(10)
-        ports.close()
-        ports.join_thread()
+    app = web.Application()
+    app.router.add_post(PATH, metrics)
+    return app
 
 
 def bare_call(session: aiohttp.ClientSession, url: str) -> Callable[[], Awaitable[Any]]:
@@ -181,7 +161,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--profile", action="store_true", help="print the SDK's hot spots")
     args = parser.parse_args()
-    with server() as url:
+    with serve_app_in_process(_app) as url:
         bare, sdk = asyncio.run(measure(url, args.requests, args.rounds))
         bare_us, sdk_us = statistics.median(bare) * 1e6, statistics.median(sdk) * 1e6
         ratio = statistics.median(s / b for s, b in zip(sdk, bare, strict=True))
