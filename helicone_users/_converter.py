@@ -21,6 +21,7 @@ from cattrs.gen._consts import AttributeOverride
 
 from helicone_users import _models
 from helicone_users._errors import ResponseValidationError, snippet
+from helicone_users._iso import parse_iso8601
 from helicone_users._models import (
     HistogramRow,
     MetricsOverview,
@@ -153,9 +154,8 @@ def _to_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
-        text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
         try:
-            parsed = datetime.fromisoformat(text.replace(" ", "T", 1))
+            parsed = parse_iso8601(value)
         except ValueError:
             raise ValueError(f"expected an ISO-8601 date-time, got {_show(value)}") from None
     else:

@@ -10,6 +10,7 @@ from typing import Any, Final, Literal
 import attrs
 
 from helicone_users._errors import InvalidRequestError, ResponseValidationError
+from helicone_users._iso import parse_iso8601
 
 __all__ = [
     "AGGREGATIONS",
@@ -380,11 +381,8 @@ def parse_timestamp(value: Any, where: str = "timestamp") -> datetime:
     """An ISO 8601 timestamp; one without an offset is UTC, one with an offset keeps it."""
     if not isinstance(value, str):
         raise _Bad(where, f"expected an ISO 8601 string, got {value!r}")
-    text = value.strip()
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
     try:
-        moment = datetime.fromisoformat(text)
+        moment = parse_iso8601(value)
     except ValueError:
         raise _Bad(where, f"not an ISO 8601 timestamp: {value!r}") from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)

@@ -14,6 +14,8 @@ from typing import IO, Any
 
 import attrs
 
+from helicone_users._iso import parse_iso8601
+
 FORMATS = ("table", "json", "jsonl", "csv")
 
 _BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -60,7 +62,7 @@ def format_time(value: Any) -> str:
     moment = value
     if isinstance(value, str):
         try:
-            moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+            moment = parse_iso8601(value)
         except ValueError:
             return value
     if isinstance(moment, dt.datetime):

@@ -6,6 +6,8 @@ import argparse
 import datetime as dt
 import re
 
+from helicone_users._iso import parse_iso8601
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -26,11 +28,8 @@ def parse_duration(text: str) -> dt.timedelta:
 
 def parse_instant(text: str) -> dt.datetime:
     """An ISO 8601 date or date-time as an aware UTC datetime (no offset means UTC)."""
-    raw = text.strip()
-    if raw.endswith(("Z", "z")):
-        raw = raw[:-1] + "+00:00"
     try:
-        value = dt.datetime.fromisoformat(raw)
+        value = parse_iso8601(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"invalid time {text!r}: use ISO 8601, e.g. 2026-01-31 or 2026-01-31T12:00:00Z"

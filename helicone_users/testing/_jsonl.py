@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from helicone_users._errors import HeliconeError
+from helicone_users._iso import parse_iso8601
 from helicone_users.testing._store import COLUMN_NAMES, DEFAULT_ORG_ID, ZERO_UUID
 
 __all__ = ["DataLoadError", "normalize_rows", "read_jsonl", "write_jsonl"]
@@ -76,11 +77,8 @@ def parse_timestamp(value: Any, field: str) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str) and _DATE_TIME.match(value.strip()):
-        text = value.strip().replace(" ", "T").replace("Z", "+00:00")
-        text = re.sub(r"(\.\d{6})\d+", r"\1", text)
-        text = re.sub(r"([+-]\d{2})(\d{2})$", r"\1:\2", text)
         try:
-            parsed = datetime.fromisoformat(text)
+            parsed = parse_iso8601(value)
         except ValueError as exc:
             raise DataLoadError(f"{value!r} is not an ISO-8601 timestamp", field=field) from exc
     else:

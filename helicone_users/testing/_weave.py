@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from helicone_users._config import LOGGER_NAME, WEAVE_BASIC_USER
+from helicone_users._iso import parse_iso8601
 from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
 from helicone_users.testing._faults import with_faults
 from helicone_users.testing._weave_stats import (
@@ -116,10 +117,7 @@ def _parse_datetime(value: Any) -> datetime | None:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             parsed = datetime.fromtimestamp(value, timezone.utc)
         elif isinstance(value, str):
-            text = value.strip()
-            if text.endswith(("Z", "z")):
-                text = text[:-1] + "+00:00"
-            parsed = datetime.fromisoformat(text)
+            parsed = parse_iso8601(value)
         else:
             return None
     except (ValueError, OverflowError, OSError):

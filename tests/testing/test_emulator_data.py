@@ -151,3 +151,19 @@ def test_the_testing_package_exports_its_public_names() -> None:
     assert public == set(testing.__all__)
     assert testing.__all__ == sorted(testing.__all__, key=lambda n: (not n.isupper(), n))
     assert testing.Emulator.__module__ == "helicone_users.testing"
+
+
+async def test_timestamps_with_any_fraction_or_offset_form_load_on_every_python(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "requests.jsonl"
+    stamps = ["2024-05-01T12:00:00.5Z", "2024-05-01 14:00:00.1234567+0200", "2024-05-01T12:00Z"]
+    lines = [{**GOOD, "request_id": f"r{i}", "request_created_at": s} for i, s in enumerate(stamps)]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    async with Emulator.from_jsonl(path) as emulator:
+        loaded = {row["request_id"]: row["request_created_at"] for row in await emulator.rows()}
+    assert [loaded[f"r{i}"].isoformat() for i in range(3)] == [
+        "2024-05-01T12:00:00.500000+00:00",
+        "2024-05-01T12:00:00.123000+00:00",
+        "2024-05-01T12:00:00+00:00",
+    ]
