@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import signal
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -131,7 +133,11 @@ async def serve(
     stop: asyncio.Event | None = None,
     ready: Callable[[Emulator], None] | None = None,
 ) -> int:
-    """Start the emulator, print where it is, and serve until ``stop`` is set or Ctrl-C."""
+    """Start the emulator, print where it is, and serve until ``stop`` is set, Ctrl-C or
+    SIGTERM; the database is closed on the way out (it matters with ``--db FILE``)."""
+    if stop is None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
     emulator = build_emulator(args)
     async with emulator:
         stored = len(await emulator.rows()) if args.load is None and args.db else None
@@ -145,8 +151,17 @@ async def serve(
         print("Press Ctrl-C to stop.", file=out, flush=True)
         if ready is not None:
             ready(emulator)
-        await (stop or asyncio.Event()).wait()
+        await stop.wait()
+    print("emulator stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        # Not on Windows' loops: there Ctrl-C still ends the run as KeyboardInterrupt.
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
 
 
 def main(args: argparse.Namespace) -> int:

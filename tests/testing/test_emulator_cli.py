@@ -6,6 +6,9 @@ import argparse
 import asyncio
 import io
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import aiohttp
@@ -97,3 +100,40 @@ def test_a_bad_jsonl_line_is_a_usage_error(
 def test_an_unknown_quirk_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["emulator", "--port", "0", "--quirks", "hosted,raw_key"]) == 2
     assert "did you mean 'raw_key_auth'" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_emulator_cleanly_and_keeps_its_database(
+    tmp_path: Path, signum: int
+) -> None:
+    db = tmp_path / "emulator.duckdb"
+    command = [sys.executable, "-m", "helicone_users", "emulator", "--port", "0", "--db", str(db),
+               "--synthetic-users", "5", "--requests", "40"]  # fmt: skip
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # Background jobs of a non-interactive shell start with SIGINT ignored; a terminal's not.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        printed = ""
+        while "Press Ctrl-C to stop." not in printed:
+            line = process.stdout.readline()
+            assert line, f"the emulator ended early: {process.communicate()}"
+            printed += line
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, err
+    assert "emulator stopped" in err
+    assert "Traceback" not in err
+
+    async def stored() -> int:
+        async with Emulator(db_path=db) as reopened:
+            return len(await reopened.rows())
+
+    assert asyncio.run(stored()) == 40
