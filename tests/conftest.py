@@ -16,10 +16,20 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from helicone_users._sync import _LoopThread
 
 ROOT = Path(__file__).resolve().parent.parent
+
+# Property tests judge behaviour, not speed: no per-example deadline, no "too slow" health check,
+# so a busy machine cannot fail them. CI replays the same examples every run (derandomized);
+# local runs keep exploring new ones.
+settings.register_profile(
+    "helicone-users", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("ci", parent=settings.get_profile("helicone-users"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "helicone-users")
 
 
 class ServedEmulator:
