@@ -151,6 +151,13 @@ class RetryPolicy:
         """This policy, computing waits but never sleeping."""
         return attrs.evolve(self, sleep=False)
 
+    @staticmethod
+    def set_testing(testing: bool) -> None:
+        """Switch every policy, the clients' defaults included, to never sleep between attempts:
+        for test suites that drive a client they do not construct (``set_testing(False)`` undoes
+        it)."""
+        set_testing(testing)
+
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is worth another attempt (the attempt budget aside)."""
         if isinstance(exc, APIConnectionError):

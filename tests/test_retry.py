@@ -22,7 +22,7 @@ from helicone_users._errors import (
     RateLimitError,
     ResponseValidationError,
 )
-from helicone_users._retry import RetryPolicy, parse_retry_after, set_testing
+from helicone_users._retry import RetryPolicy, parse_retry_after
 
 
 def _status(cls: type[Any], status: int, headers: dict[str, str] | None = None) -> Any:
@@ -183,14 +183,14 @@ async def test_call_sleeps_for_the_server_wait_when_sleeping_is_on(sleeps: list[
     assert sleeps == [2.0]
 
 
-async def test_module_test_mode_turns_sleeping_off(sleeps: list[float]) -> None:
-    set_testing(True)
+async def test_set_testing_turns_sleeping_off_for_every_policy(sleeps: list[float]) -> None:
+    RetryPolicy.set_testing(True)
     try:
         assert _retry.is_testing()
         flaky = _Flaky(_status(InternalServerError, 503, {"Retry-After": "5"}))
         assert await RetryPolicy().call(flaky) == "ok"
     finally:
-        set_testing(False)
+        RetryPolicy.set_testing(False)
     assert sleeps == [0]
 
 

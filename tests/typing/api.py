@@ -42,6 +42,7 @@ async def construct() -> None:
         await shared.aclose()
     testing: RetryPolicy = RetryPolicy.testing()
     none: RetryPolicy = RetryPolicy.disabled().without_sleep()
+    RetryPolicy.set_testing(True)
     del testing, none
 
 
