@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any, Final
 
+from helicone_users._config import SORT_FIELDS
 from helicone_users.testing._sql import (
     NUMBER_OPS,
     RMT_COLUMNS,
@@ -71,11 +72,6 @@ TIME_FILTER: Final[Schema] = _object(
     {"endTimeUnixSeconds": NUMBER, "startTimeUnixSeconds": NUMBER},
     ("endTimeUnixSeconds", "startTimeUnixSeconds"),
 )
-SORT_KEYS: Final = (
-    "id", "user_id", "active_for", "first_active", "last_active", "total_requests",
-    "average_requests_per_day_active", "average_tokens_per_request", "total_prompt_tokens",
-    "total_completion_tokens", "cost", "rate_limited_count",
-)  # fmt: skip
 METRICS_BODY: Final[Schema] = _object(
     {
         "filter": FILTER,
@@ -83,7 +79,7 @@ METRICS_BODY: Final[Schema] = _object(
         "limit": NUMBER,
         "timeFilter": TIME_FILTER,
         "timeZoneDifferenceMinutes": NUMBER,
-        "sort": _object({key: {"enum": ["asc", "desc"]} for key in SORT_KEYS}),
+        "sort": _object({key: {"enum": ["asc", "desc"]} for key in SORT_FIELDS}),
     },
     ("filter", "offset", "limit"),
 )

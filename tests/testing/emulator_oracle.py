@@ -28,6 +28,11 @@ def load_spec() -> dict[str, Any]:
     return spec
 
 
+def sort_fields() -> tuple[str, ...]:
+    """The keys a metrics query may sort by: the spec's ``SortLeafUsers``."""
+    return tuple(load_spec()["components"]["schemas"]["SortLeafUsers"]["properties"])
+
+
 def _openapi_to_jsonschema(node: Any) -> Any:
     """OpenAPI 3.0 ``nullable`` as JSON Schema ``type: [.., "null"]``."""
     if isinstance(node, list):

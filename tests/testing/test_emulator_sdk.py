@@ -19,6 +19,7 @@ from emulator_oracle import (
     expected_order,
     expected_users,
     linear_quantile,
+    sort_fields,
     user_stats,
 )
 
@@ -185,22 +186,7 @@ async def test_dsl_filters_travel_and_match_the_oracle(
     assert [u.user_id for u in page.users] == expected_order(expected, "cost", "desc")
 
 
-@pytest.mark.parametrize(
-    "field",
-    [
-        "id",
-        "user_id",
-        "active_for",
-        "first_active",
-        "last_active",
-        "total_requests",
-        "average_requests_per_day_active",
-        "average_tokens_per_request",
-        "total_prompt_tokens",
-        "total_completion_tokens",
-        "cost",
-    ],
-)
+@pytest.mark.parametrize("field", sort_fields())
 async def test_sorting_on_every_sortable_field_through_the_sdk(
     client: AsyncHeliconeUsers, rows: list[dict[str, Any]], field: str
 ) -> None:

@@ -9,29 +9,24 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import Post
-from emulator_oracle import SpecSchemas, expected_order, expected_users, iso, user_stats
+from emulator_oracle import (
+    SpecSchemas,
+    expected_order,
+    expected_users,
+    iso,
+    sort_fields,
+    user_stats,
+)
 
 from helicone_users import InvalidRequestError
+from helicone_users._config import SORT_FIELDS as CLIENT_SORT_FIELDS
 from helicone_users.testing import QUIRKS, Emulator, FaultPlan
 from helicone_users.testing._quirks import HELICONE_QUIRKS, resolve_quirks
 
 METRICS = "/v1/user/metrics/query"
 OVERVIEW = "/v1/user/metrics-overview/query"
 QUERY = "/v1/user/query"
-SORT_FIELDS = (
-    "id",
-    "user_id",
-    "active_for",
-    "first_active",
-    "last_active",
-    "total_requests",
-    "average_requests_per_day_active",
-    "average_tokens_per_request",
-    "total_prompt_tokens",
-    "total_completion_tokens",
-    "cost",
-    "rate_limited_count",
-)
+SORT_FIELDS = sort_fields()
 
 
 def page(filter_json: Any = "all", **extra: Any) -> dict[str, Any]:
@@ -92,6 +87,10 @@ async def test_metrics_rows_equal_the_python_oracle_and_the_spec(
         assert user["average_requests_per_day_active"] == pytest.approx(
             want["average_requests_per_day_active"]
         )
+
+
+def test_the_client_and_the_emulator_sort_by_exactly_the_spec_fields() -> None:
+    assert CLIENT_SORT_FIELDS == SORT_FIELDS
 
 
 @pytest.mark.parametrize("direction", ["asc", "desc"])
