@@ -10,8 +10,7 @@ from helicone_users._cli._common import add_command, add_connection_options, mak
 from helicone_users._cli._output import bar_chart, dumps, terminal_width
 from helicone_users._cli._views import histogram_items, usd_items
 from helicone_users._cli.users import add_filter_option, parse_filter
-
-P_SIZES = ("p50", "p75", "p95", "p99", "p99.9")
+from helicone_users._config import P_SIZES
 
 EXAMPLES = """
 helicone-users overview
