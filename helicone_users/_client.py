@@ -94,8 +94,8 @@ class AsyncHeliconeUsers(SessionOwner):
         rate_limit: tuple[int, float] | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
-        key = _api_key(api_key)
-        self.max_concurrency = _positive_int(max_concurrency, "max_concurrency")
+        key = api_key_from(api_key, env=API_KEY_ENV, service="Helicone")
+        self.max_concurrency = positive_int(max_concurrency, "max_concurrency")
         self._session = Session(
             base_url=_base_url(region, base_url),
             authorization=f"Bearer {key}",
@@ -173,7 +173,7 @@ class Users:
         """
         size = _page_size(page_size)
         fan_out = self._client.max_concurrency if isinstance(concurrency, NotGiven) else concurrency
-        fan_out = _positive_int(fan_out, "concurrency")
+        fan_out = positive_int(fan_out, "concurrency")
         if isinstance(time_range, NotGiven):
             time_range = (_EPOCH, datetime.now().astimezone())
         order = sort if sort is not None else ("user_id", "asc")
@@ -250,7 +250,7 @@ class Users:
             )
         window = _time_filter(time_range, time_unit)
         fan_out = self._client.max_concurrency if isinstance(concurrency, NotGiven) else concurrency
-        fan_out = _positive_int(fan_out, "concurrency")
+        fan_out = positive_int(fan_out, "concurrency")
         if user_ids is None:
             warnings.warn(
                 HeliconeWarning(
@@ -325,11 +325,12 @@ def unwrap_envelope(answer: Any, *, method: str, path: str) -> Any:
 # --- Arguments, checked before anything is sent --------------------------------------------------
 
 
-def _api_key(api_key: str | None) -> str:
-    key = api_key if api_key is not None else os.environ.get(API_KEY_ENV, "")
+def api_key_from(api_key: str | None, *, env: str, service: str) -> str:
+    """``api_key``, else the environment variable ``env``; refused, naming both, when empty."""
+    key = api_key if api_key is not None else os.environ.get(env, "")
     if not isinstance(key, str) or not key.strip():
         raise InvalidRequestError(
-            f"no Helicone API key: pass api_key=... or set {API_KEY_ENV}", field="api_key"
+            f"no {service} API key: pass api_key=... or set {env}", field="api_key"
         )
     return key.strip()
 
@@ -353,14 +354,15 @@ def user_agent() -> str:
     )
 
 
-def _positive_int(value: Any, name: str) -> int:
+def positive_int(value: Any, name: str) -> int:
+    """``value`` when it is a whole number >= 1 (not a bool), else InvalidRequestError."""
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise InvalidRequestError(f"{name} must be an integer >= 1, got {value!r}", field=name)
     return value
 
 
 def _page_size(value: Any) -> int:
-    size = _positive_int(value, "page_size")
+    size = positive_int(value, "page_size")
     if size > MAX_PAGE_SIZE:
         raise InvalidRequestError(
             f"page_size must be at most {MAX_PAGE_SIZE} (the server's limit), got {size}",

@@ -35,7 +35,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import aiohttp
 import attrs
 
-from helicone_users._client import user_agent
+from helicone_users._client import api_key_from, positive_int, user_agent
 from helicone_users._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
@@ -421,20 +421,13 @@ class AsyncWeaveStats(SessionOwner):
         bucket_alignment: Alignment = "timezone",
         max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(WEAVE_API_KEY_ENV)
-        if not key:
-            raise InvalidRequestError(
-                f"no W&B API key: pass api_key=... or set {WEAVE_API_KEY_ENV}", field="api_key"
-            )
+        key = api_key_from(api_key, env=WEAVE_API_KEY_ENV, service="W&B")
         if bucket_alignment not in _ALIGNMENTS:
             raise InvalidRequestError(
                 f"bucket_alignment must be 'timezone' or 'utc', not {bucket_alignment!r}",
                 field="bucket_alignment",
             )
-        if not isinstance(max_concurrency, int) or max_concurrency < 1:
-            raise InvalidRequestError(
-                f"max_concurrency must be >= 1, got {max_concurrency!r}", field="max_concurrency"
-            )
+        positive_int(max_concurrency, "max_concurrency")
         if max_range_days is not None and max_range_days < 1:
             raise InvalidRequestError(
                 f"max_range_days must be >= 1 or None, got {max_range_days!r}",

@@ -109,8 +109,12 @@ def test_the_key_never_shows_in_the_repr() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"bucket_alignment": "local"}, "bucket_alignment"), ({"max_concurrency": 0},
-     "max_concurrency"), ({"max_range_days": 0}, "max_range_days")],
+    [
+        ({"bucket_alignment": "local"}, "bucket_alignment"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"max_concurrency": True}, "max_concurrency"),
+        ({"max_range_days": 0}, "max_range_days"),
+    ],
 )
 def test_bad_client_options_are_refused(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(InvalidRequestError) as info:
