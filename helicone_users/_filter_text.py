@@ -26,11 +26,12 @@ import re
 import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from helicone_users._config import INT32_MAX, INT32_MIN, NANO_USD_PER_USD
 from helicone_users._errors import FilterError, HeliconeWarning
+from helicone_users._iso import parse_iso8601
 
 if TYPE_CHECKING:
     from helicone_users.filters import Filter, Leaf
@@ -167,22 +168,14 @@ def parse_timestamp(text: str, *, name: str = "timestamp") -> datetime:
             f"{name}: {text!r} is not an ISO-8601 date-time such as 2024-05-01T12:00:00Z",
             field=name,
         )
-    year, month, day, hour, minute, second, fraction, offset = match.groups()
-    if offset is None:
+    if match.group(8) is None:
         raise FilterError(
             f"{name}: {text!r} has no UTC offset; add 'Z' or '+HH:MM' to make it one instant",
             field=name,
         )
-    tz = timezone.utc
-    if offset not in ("Z", "z"):
-        sign = -1 if offset[0] == "-" else 1
-        digits = offset[1:].replace(":", "")
-        tz = timezone(sign * timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
-    micro = int((fraction or "0")[:6].ljust(6, "0"))
     try:
-        value = datetime(
-            int(year), int(month), int(day), int(hour), int(minute), int(second or 0), micro, tz
-        )
+        # The pattern above is the grammar filters accept; the shared reader does the rest.
+        value = parse_iso8601(text)
     except ValueError as exc:
         raise FilterError(
             f"{name}: {text!r} is not a valid date-time ({exc})", field=name
