@@ -20,6 +20,7 @@ from helicone_users._config import (
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_CONNECTION_LIMIT_PER_HOST,
     DEFAULT_LIMIT,
+    DEFAULT_P_SIZE,
     DEFAULT_PAGE_SIZE,
     DEFAULT_REGION,
     DEFAULT_TIMEOUT,
@@ -196,7 +197,7 @@ class Users:
         self,
         filter: filters.FilterLike = filters.ALL,
         *,
-        p_size: PSize = "p95",
+        p_size: PSize = DEFAULT_P_SIZE,
         use_interquartile: bool = False,
     ) -> MetricsOverview:
         """Histograms of requests and cost per user (``/v1/user/metrics-overview/query``).

@@ -50,6 +50,7 @@ WEAVE_MAX_BUCKETS: Final = 10_000
 # --- Users client --------------------------------------------------------------------------------
 DEFAULT_LIMIT: Final = 100
 P_SIZES: Final = ("p50", "p75", "p95", "p99", "p99.9")
+DEFAULT_P_SIZE: Final = "p95"
 SORT_FIELDS: Final = (
     "id",
     "user_id",

@@ -5,6 +5,7 @@
     HeliconeError
     ├── InvalidRequestError (ValueError)       bad input, refused before anything is sent
     │   └── FilterError                        a filter the API cannot express
+    │       └── UnknownFieldError (AttributeError) ``F.latncy``: no such field or operator
     └── APIError                               something went wrong talking to a server
         ├── APIStatusError                     the server answered with an error status
         │   ├── BadRequestError                400
@@ -51,6 +52,7 @@ __all__ = [
     "PermissionDeniedError",
     "RateLimitError",
     "ResponseValidationError",
+    "UnknownFieldError",
     "UnprocessableEntityError",
 ]
 
@@ -81,6 +83,14 @@ class InvalidRequestError(HeliconeError, ValueError):
 
 class FilterError(InvalidRequestError):
     """A filter the API cannot express or would silently mis-evaluate."""
+
+
+class UnknownFieldError(FilterError, AttributeError):
+    """A field or operator the filter DSL does not have (``F.latncy``), with a did-you-mean.
+
+    Also an ``AttributeError``, so ``hasattr(F, name)``, ``getattr(F, name, default)``, ``copy``
+    and mocks treat it as the missing attribute it is.
+    """
 
 
 class APIError(HeliconeError):

@@ -9,18 +9,23 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
+import attrs
 from aiohttp.client_reqrep import RequestInfo
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from helicone_users._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
     DEFAULT_CONNECT_TIMEOUT,
     DEFAULT_CONNECTION_LIMIT,
     DEFAULT_CONNECTION_LIMIT_PER_HOST,
+    DEFAULT_REGION,
     DEFAULT_TIMEOUT,
     LOGGER_NAME,
+    REGION_BASE_URLS,
 )
 from helicone_users._errors import (
     APIConnectionError,
@@ -42,8 +47,10 @@ from helicone_users._retry import RetryPolicy, parse_retry_after
 from helicone_users._types import NOT_GIVEN, NotGiven
 
 __all__ = [
+    "HELICONE",
     "NOT_GIVEN",
     "RateLimiter",
+    "Service",
     "Session",
     "SessionOwner",
     "decode_json",
@@ -62,15 +69,46 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
     422: UnprocessableEntityError,
     429: RateLimitError,
 }
-_STATUS_HINTS: dict[int, str] = {
-    400: "the server refused the request; check the arguments named in its message",
-    401: "check the API key (HELICONE_API_KEY) and that it matches the region "
+
+
+@attrs.frozen(kw_only=True)
+class Service:
+    """Who a Session talks to: the names its error hints give for the key, the URL and auth."""
+
+    key_env: str
+    base_url_env: str
+    example_url: str
+    auth_hint: str
+    forbidden_hint: str
+    rate_limit_example: str = "(requests, seconds)"
+
+    def status_hint(self, status: int) -> str:
+        """What to do next about an error status ("" when there is no advice)."""
+        hints = {
+            400: "the server refused the request; check the arguments named in its message",
+            401: self.auth_hint,
+            403: self.forbidden_hint,
+            404: f"no such endpoint; check base_url / {self.base_url_env}",
+            422: "the server's schema validation refused the body; see .details",
+            429: f"rate limited; slow down, pass rate_limit={self.rate_limit_example}, or raise "
+            "RetryPolicy attempts",
+        }
+        if status in hints:
+            return hints[status]
+        return "the server failed; the request was retried if the policy allows" if (
+            status >= 500
+        ) else ""
+
+
+HELICONE: Final = Service(
+    key_env=API_KEY_ENV,
+    base_url_env=BASE_URL_ENV,
+    example_url=REGION_BASE_URLS[DEFAULT_REGION],
+    auth_hint=f"check the API key ({API_KEY_ENV}) and that it matches the region "
     "(us: api.helicone.ai, eu: eu.api.helicone.ai) and has read permission",
-    403: "the API key may not read this organization's data",
-    404: "no such endpoint; check base_url / HELICONE_BASE_URL",
-    422: "the server's schema validation refused the body; see .details",
-    429: "rate limited; slow down, pass rate_limit=(200, 60), or raise RetryPolicy attempts",
-}
+    forbidden_hint="the API key may not read this organization's data",
+    rate_limit_example="(200, 60)",
+)
 _SERVER_TEXT_KEYS = ("error", "message", "reason", "detail")
 _BAD_BODY = (aiohttp.ContentTypeError, aiohttp.WSMessageTypeError, json.JSONDecodeError)
 _REQUEST_ID_HEADERS = ("x-request-id", "helicone-id", "x-amzn-requestid", "cf-ray")
@@ -79,7 +117,9 @@ _REQUEST_ID_HEADERS = ("x-request-id", "helicone-id", "x-amzn-requestid", "cf-ra
 # --- Errors: the one seam between aiohttp/asyncio and the exception tree ------------------------
 
 
-def translate_exception(exc: BaseException, *, method: str, path: str) -> APIError:
+def translate_exception(
+    exc: BaseException, *, method: str, path: str, service: Service = HELICONE
+) -> APIError:
     """The APIError a transport exception becomes (the original goes in ``__cause__``)."""
     where = f"{method} {path}"
     name = type(exc).__name__
@@ -98,7 +138,7 @@ def translate_exception(exc: BaseException, *, method: str, path: str) -> APIErr
         )
     elif isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError)):
         error = APIConnectionError(
-            f"{where}: invalid URL ({name}); check base_url / HELICONE_BASE_URL",
+            f"{where}: invalid URL ({name}); check base_url / {service.base_url_env}",
             method=method,
             path=path,
         )
@@ -179,12 +219,11 @@ def status_error(
     body: Any,
     text: str,
     headers: Mapping[str, str],
+    service: Service = HELICONE,
 ) -> APIStatusError:
     """The typed error for a non-2xx answer, its message saying what, where, why and what next."""
     server_text = _server_text(body) or snippet(text) or "(empty body)"
-    hint = _STATUS_HINTS.get(status) or (
-        "the server failed; the request was retried if the policy allows" if status >= 500 else ""
-    )
+    hint = service.status_hint(status)
     message = f"{method} {path} failed with status {status}: {server_text}"
     if hint:
         message += f" (hint: {hint})"
@@ -289,8 +328,10 @@ class Session:
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_CONNECTION_LIMIT,
         max_connections_per_host: int = DEFAULT_CONNECTION_LIMIT_PER_HOST,
+        service: Service = HELICONE,
     ) -> None:
-        self.base_url = _check_base_url(base_url)
+        self.service = service
+        self.base_url = _check_base_url(base_url, service)
         self.__authorization = authorization
         self.user_agent = user_agent
         self.timeout = _client_timeout(timeout)
@@ -365,7 +406,9 @@ class Session:
             status, headers, raw = await self._send(method, path, data, timeout)
         except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
             _log.debug("%s %s failed: %s", method, path, type(exc).__name__)
-            raise translate_exception(exc, method=method, path=path) from exc
+            raise translate_exception(
+                exc, method=method, path=path, service=self.service
+            ) from exc
         _log.debug(
             "%s %s -> %d (%d bytes, %.1f ms)",
             method,
@@ -376,7 +419,9 @@ class Session:
         )
         if 200 <= status < 300:
             return raw
-        raise _error_for(status, dict(headers), raw, method=method, path=path)
+        raise _error_for(
+            status, dict(headers), raw, method=method, path=path, service=self.service
+        )
 
     async def _send(
         self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
@@ -465,20 +510,28 @@ def decode_json(raw: bytes, *, method: str, path: str) -> Any:
 
 
 def _error_for(
-    status: int, headers: Mapping[str, str], raw: bytes, *, method: str, path: str
+    status: int,
+    headers: Mapping[str, str],
+    raw: bytes,
+    *,
+    method: str,
+    path: str,
+    service: Service,
 ) -> APIStatusError:
     text = raw.decode("utf-8", errors="replace")
     try:
         body: Any = json.loads(raw) if raw else None
     except ValueError:
         body = None
-    return status_error(status, method=method, path=path, body=body, text=text, headers=headers)
+    return status_error(
+        status, method=method, path=path, body=body, text=text, headers=headers, service=service
+    )
 
 
-def _check_base_url(base_url: str) -> str:
+def _check_base_url(base_url: str, service: Service) -> str:
     if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
         raise InvalidRequestError(
-            f"base_url must be an http(s) URL such as 'https://api.helicone.ai', got {base_url!r}",
+            f"base_url must be an http(s) URL such as {service.example_url!r}, got {base_url!r}",
             field="base_url",
         )
     return base_url.rstrip("/")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 
 import attrs
 
-from helicone_users._errors import FilterError
+from helicone_users._errors import FilterError, UnknownFieldError
 from helicone_users._filter_text import (
     BOOLEAN,
     MAP_COLUMNS,
@@ -440,10 +440,12 @@ class _Field:
         raise TypeError(f"{self!r} is a field, not a filter: compare it, e.g. {self!r} == value")
 
     def _unsupported(self, operator: str, *_: object) -> NoReturn:
-        raise FilterError(
+        raise FilterError(self._no_operator(operator), field=self.name)
+
+    def _no_operator(self, operator: str) -> str:
+        return (
             f"{self.name} is a {self.kind} field and has no {operator!r} operator; "
-            f"the API allows: {', '.join(OPERATORS[self.kind])}",
-            field=self.name,
+            f"the API allows: {', '.join(OPERATORS[self.kind])}"
         )
 
     if not TYPE_CHECKING:  # runtime guidance; mypy sees only the kind's own operators
@@ -467,9 +469,10 @@ class _Field:
             self._unsupported(">=")
 
         def __getattr__(self, name):
+            # Also an AttributeError, so hasattr(), getattr(field, name, None) and mocks work.
             if name.startswith("_"):
-                raise AttributeError(name)
-            self._unsupported(name)
+                raise _no_attribute(self, name)
+            raise UnknownFieldError(self._no_operator(name), field=self.name)
 
 
 class TextField(_Field):
@@ -655,6 +658,10 @@ class BooleanField(_Field):
         return self.equals(not other)
 
 
+def _no_attribute(obj: object, name: str) -> AttributeError:
+    return AttributeError(f"{type(obj).__name__!r} object has no attribute {name!r}")
+
+
 class _MapField:
     """A map column: index it by key (``F.properties["env"]``)."""
 
@@ -699,10 +706,13 @@ class _Namespace:
     if not TYPE_CHECKING:
 
         def __getattr__(self, name):
+            # Dunder and private lookups (copy, pickle, mocks) get the plain AttributeError.
             if name.startswith("_"):
-                raise AttributeError(name)
-            raise FilterError(
-                f"{self._label} has no field {name!r}{suggest(name, self._names())}", field=name
+                raise _no_attribute(self, name)
+            refused = UNSUPPORTED_COLUMNS.get(name) if self._label == "F" else None
+            raise UnknownFieldError(
+                refused or f"{self._label} has no field {name!r}{suggest(name, self._names())}",
+                field=name,
             )
 
     def __dir__(self) -> list[str]:
@@ -753,16 +763,6 @@ class RequestFields(_Namespace):
     is_passthrough_billing: Final = BooleanField(RMT, "is_passthrough_billing")
     properties: Final = _PropertyMap("properties", TextField)
     scores: Final = _ScoreMap("scores", ScoreField)
-
-    @property
-    def search_properties(self) -> NoReturn:
-        """Refused: see the message."""
-        raise FilterError(UNSUPPORTED_COLUMNS["search_properties"], field="search_properties")
-
-    @property
-    def property_key(self) -> NoReturn:
-        """Refused: see the message."""
-        raise FilterError(UNSUPPORTED_COLUMNS["property_key"], field="property_key")
 
 
 class UserFields(_Namespace):

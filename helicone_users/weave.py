@@ -49,7 +49,7 @@ from helicone_users._config import (
 )
 from helicone_users._errors import IgnoredFilterWarning, InvalidRequestError
 from helicone_users._retry import RetryPolicy
-from helicone_users._session import Session, SessionOwner
+from helicone_users._session import Service, Session, SessionOwner
 from helicone_users._weave_models import (
     CallBucket,
     CallMetric,
@@ -87,6 +87,15 @@ _ALIGNMENTS: Final = ("timezone", "utc")
 _AUTO_GRANULARITY: Final = ((2 * 3600, 300), (12 * 3600, 3600), (3 * 86400, 21600),
                             (14 * 86400, 43200))
 _WALL_EPOCH: Final = datetime(1970, 1, 1)
+WEAVE: Final = Service(
+    key_env=WEAVE_API_KEY_ENV,
+    base_url_env=WEAVE_BASE_URL_ENV,
+    example_url=WEAVE_BASE_URL,
+    auth_hint=f"check the W&B API key ({WEAVE_API_KEY_ENV}; see wandb.ai/authorize) and that "
+    f"the server is {WEAVE_BASE_URL.removeprefix('https://')} or your dedicated W&B server "
+    f"({WEAVE_BASE_URL_ENV})",
+    forbidden_hint="the W&B API key may not read this project; check the entity/project name",
+)
 _ONE_SECOND: Final = timedelta(seconds=1)
 
 
@@ -444,6 +453,7 @@ class AsyncWeaveStats(SessionOwner):
             rate_limit=rate_limit,
             session=session,
             max_connections_per_host=max(max_concurrency, 16),
+            service=WEAVE,
         )
         self._max_concurrency = max_concurrency
         self._alignment: Alignment = bucket_alignment

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 
 from helicone_users import HeliconeUsers
-from helicone_users._cli import main
+from helicone_users._cli import EXIT_MISSING_EXTRA, main
 from helicone_users._cli._output import RecordWriter
 from tests.conftest import ServedEmulator
 
@@ -49,7 +50,7 @@ def test_parquet_without_pyarrow_names_the_extra_and_writes_nothing(
 ) -> None:
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
-    assert main(["export", "--out", str(tmp_path / "users.parquet")]) == 2
+    assert main(["export", "--out", str(tmp_path / "users.parquet")]) == EXIT_MISSING_EXTRA
     assert "helicone-users[parquet]" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
@@ -80,12 +81,24 @@ def test_ctrl_c_during_an_export_leaves_no_file(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_demo_without_the_emulator_extra_says_which_extra_to_install(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("command", ["demo", "emulator"])
+def test_a_missing_emulator_extra_exits_3_naming_the_extra(
+    command: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "duckdb", None)
-    assert main(["demo"]) == 1
-    assert "helicone-users[emulator]" in capsys.readouterr().err
+    assert main([command, "--port", "0"] if command == "emulator" else [command]) == 3
+    assert EXIT_MISSING_EXTRA == 3
+    err = capsys.readouterr().err
+    assert "helicone-users[emulator]" in err
+    assert "[all]" not in err
+
+
+def test_demo_help_names_the_emulator_extra(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    out = capsys.readouterr().out
+    assert "helicone-users[emulator]" in out
+    assert "[all]" not in out
 
 
 def test_debug_adds_the_traceback_to_the_one_line_error(
@@ -141,3 +154,72 @@ def test_a_rejected_key_exits_1_without_printing_the_key(
     captured = capsys.readouterr()
     assert "401" in captured.err.splitlines()[-1]
     assert secret not in captured.err + captured.out
+
+
+def test_the_cli_and_the_sdk_share_the_overview_default(env: ServedEmulator) -> None:
+    import inspect
+
+    from helicone_users._cli import build_parser
+    from helicone_users._client import Users
+
+    sdk_default = inspect.signature(Users.overview).parameters["p_size"].default
+    assert build_parser().parse_args(["overview"]).p_size == sdk_default == "p95"
+
+
+def _table(text: str, title: str) -> tuple[list[str], list[list[str]]]:
+    lines = text.split(title + "\n", 1)[1].split("\n\n")[0].splitlines()
+    rule = lines[1]
+    bounds = [(m.start(), m.end()) for m in re.finditer("-+", rule)]
+    cells = [[line[a:b].strip() for a, b in bounds] for line in [lines[0], *lines[2:]]]
+    return cells[0], cells[1:]
+
+
+def test_calls_stats_prints_each_column_in_one_number_format(
+    env: ServedEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", env.api_key)
+    monkeypatch.setenv("WEAVE_BASE_URL", env.base_url)
+    code = main([
+        "calls-stats", "--project", "e/p", "--start", "2024-12-22", "--until", "2025-01-01",
+        "--metric", "latency_ms:avg,p95", "--metric", "error_count", "--metric", "total_cost",
+        "--metric", "input_tokens",
+    ])  # fmt: skip
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "20 buckets of 43,200 s" in out
+    for title in ("call buckets", "usage buckets"):
+        headers, rows = _table(out, title)
+        assert rows
+        for index, header in enumerate(headers):
+            if header in ("bucket", "model"):
+                continue
+            cells = [row[index] for row in rows if row[index]]
+            assert all(re.fullmatch(r"-?[\d,]+(\.\d+)?", c) for c in cells), (header, cells)
+            decimals = {len(c.partition(".")[2]) for c in cells}
+            assert len(decimals) == 1, (header, cells)
+    assert "e-0" not in out
+
+
+def test_calls_stats_with_a_wrong_key_names_wandb_api_key_not_helicones(
+    env: ServedEmulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "not-the-key")
+    code = main(["calls-stats", "--project", "e/p", "--base-url", env.base_url])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "WANDB_API_KEY" in err
+    assert "HELICONE" not in err
+    assert "region" not in err
+
+
+def test_totals_and_users_matching_nothing_print_no_empty_table(
+    env: ServedEmulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["totals", "nobody-at-all"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no requests in range for: nobody-at-all" in captured.err
+    assert main(["users", "--filter", 'user_id = "nobody-at-all"']) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "no user matches" in captured.err

@@ -16,14 +16,18 @@ from helicone_users._cli._atomic import atomic_path, atomic_write
 from helicone_users._cli._output import (
     Column,
     bar_chart,
+    column_decimals,
     format_usd,
     plain_table,
     print_table,
     sparkline,
+    without_float_noise,
     write_records,
 )
 from helicone_users._cli._progress import Progress
 from helicone_users._cli._timeparse import parse_duration, parse_instant, resolve_window
+from helicone_users._cli._views import histogram_items, usd_items
+from helicone_users._models import HistogramRow
 
 UTC = dt.timezone.utc
 RECORDS = [
@@ -170,7 +174,7 @@ def test_plain_progress_reports_users_and_pages_on_its_stream() -> None:
     with Progress("export", stream=out) as progress:
         progress.set_total(30)
         progress.advance(10)
-    assert out.getvalue() == "export: 10/30 users, 1 pages\n"
+    assert out.getvalue() == "export: 10/30 users, 1 page\n"
 
 
 def test_terminal_progress_is_a_bar_with_users_and_pages(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -189,3 +193,58 @@ def test_terminal_progress_is_a_bar_with_users_and_pages(monkeypatch: pytest.Mon
     assert "30/30 users" in last
     assert "2 pages" in last
     assert len(last) <= 60
+
+
+@pytest.mark.parametrize(
+    ("values", "decimals"),
+    [
+        ([3, 2544, 0], 0),
+        ([681.2683, 2544, 1552.75], 1),
+        ([0.012, 0.0226, 0.0006, 1.64e-05], 6),
+        ([0.5, None, 12.0], 2),
+        ([0.0, 0.05], 3),
+        ([1e-12, 3.5], 6),
+    ],
+)
+def test_a_column_gets_one_number_of_decimals_for_every_row(
+    values: list[float | None], decimals: int
+) -> None:
+    assert column_decimals(values) == decimals
+
+
+def test_printed_json_has_no_float_noise_but_keeps_real_digits() -> None:
+    record = {"range_end": 140.10000000000002, "avg": 24.193548387096776, "n": 3, "s": "x"}
+    assert without_float_noise(record) == {
+        "range_end": 140.1, "avg": 24.1935483870968, "n": 3, "s": "x",
+    }  # fmt: skip
+    out = io.StringIO()
+    write_records([record], "json", out)
+    assert "140.1," in out.getvalue()
+    assert "0000000000002" not in out.getvalue()
+    out = io.StringIO()
+    write_records([record], "jsonl", out)
+    assert json.loads(out.getvalue())["range_end"] == 140.1
+
+
+def test_a_table_of_no_records_prints_nothing() -> None:
+    out = io.StringIO()
+    write_records([], "table", out, COLUMNS)
+    assert out.getvalue() == ""
+    out = io.StringIO()
+    write_records([], "json", out, COLUMNS)
+    assert out.getvalue() == "[]\n"
+
+
+def test_histogram_ranges_no_bin_covers_are_charted_as_empty_rows() -> None:
+    rows = [
+        HistogramRow(range_start=6.0, range_end=50.7, value=78.0),
+        HistogramRow(range_start=50.7, range_end=95.4, value=12.0),
+        HistogramRow(range_start=184.2, range_end=229.5, value=1.0),
+    ]
+    items = histogram_items(rows)
+    assert items == [
+        ("6 – 50.7", 78.0), ("50.7 – 95.4", 12.0), ("95.4 – 184.2", 0.0), ("184.2 – 229.5", 1.0),
+    ]  # fmt: skip
+    lines = bar_chart(items, width=60)
+    assert lines[2].rstrip().endswith(" 0")
+    assert [label for label, _ in usd_items(rows)][2] == "$95.40 – $184.20"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import subprocess
+import sys
 import typing
 
 import pytest
@@ -80,7 +82,7 @@ def test_reexported_classes_report_the_public_module() -> None:
 def test_the_dsl_entry_points_are_public() -> None:
     from helicone_users import filters
 
-    for name in ("ALL", "F", "U", "Filter", "all_of", "any_of"):
+    for name in ("ALL", "F", "U", "Filter", "all_of", "any_of", "coerce"):
         assert getattr(helicone_users, name) is getattr(filters, name)
     for name in ("from_json", "parse", "coerce"):
         assert callable(getattr(filters, name))
@@ -89,3 +91,42 @@ def test_the_dsl_entry_points_are_public() -> None:
 def test_unknown_attributes_raise_attribute_error() -> None:
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         _ = helicone_users.nope  # type: ignore[attr-defined]
+
+
+LAZY_MODULES = ("helicone_users.weave", "helicone_users._weave_models", "helicone_users._sync")
+
+
+def _fresh(code: str) -> str:
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+
+
+def test_importing_the_package_leaves_the_weave_client_and_sync_facade_unloaded() -> None:
+    code = (
+        "import sys, helicone_users\n"
+        f"print(sorted(m for m in {LAZY_MODULES!r} if m in sys.modules))\n"
+        "from helicone_users import F, AsyncHeliconeUsers, RetryPolicy\n"
+        f"print(sorted(m for m in {LAZY_MODULES!r} if m in sys.modules))\n"
+    )
+    assert _fresh(code).splitlines() == ["[]", "[]"]
+
+
+def test_lazy_names_load_on_first_use_and_stay_listed() -> None:
+    code = (
+        "import sys, helicone_users\n"
+        "names = dir(helicone_users)\n"
+        "print(all(n in names for n in helicone_users.__all__))\n"
+        "from helicone_users import CallMetric, WeaveStats\n"
+        "print(CallMetric.__module__, WeaveStats.__module__)\n"
+        "print('helicone_users._sync' in sys.modules)\n"
+    )
+    assert _fresh(code).splitlines() == ["True", "helicone_users helicone_users", "True"]
+
+
+def test_every_lazy_name_is_public_and_resolves_to_its_module() -> None:
+    import importlib
+
+    for name, module in helicone_users._LAZY.items():
+        assert name in helicone_users.__all__
+        assert getattr(helicone_users, name) is getattr(importlib.import_module(module), name)

@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import copy
 import pickle
 import sys
 import warnings
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from unittest import mock
 
 import attrs
 import pytest
 from _filter_strategies import assert_valid_wire, spec
 
 import helicone_users
-from helicone_users import ALL, F, Filter, FilterError, HeliconeWarning, U, all_of, any_of
+from helicone_users import (
+    ALL,
+    F,
+    Filter,
+    FilterError,
+    HeliconeWarning,
+    U,
+    UnknownFieldError,
+    all_of,
+    any_of,
+)
 from helicone_users.filters import (
     REQUEST_COLUMNS,
     USER_COLUMNS,
@@ -453,6 +465,39 @@ def test_unknown_fields_are_refused_with_a_suggestion() -> None:
         F.latncy  # noqa: B018
     with pytest.raises(FilterError, match="did you mean total_requests"):
         U.total_request  # noqa: B018
+
+
+def test_an_unknown_field_is_also_an_attribute_error_so_introspection_works() -> None:
+    with pytest.raises(AttributeError, match="did you mean latency") as info:
+        F.latncy  # noqa: B018
+    assert isinstance(info.value, UnknownFieldError)
+    assert isinstance(info.value, FilterError)
+    assert info.value.field == "latncy"
+    assert not hasattr(F, "latncy")
+    assert getattr(U, "nope", None) is None
+    assert hasattr(F, "latency")
+    assert getattr(F.latency, "contains", None) is None  # a number field has no contains
+    assert not hasattr(F, "search_properties")
+    assert "search_properties" not in dir(F)
+    assert "latency" in dir(F)
+
+
+def test_copies_and_mocks_of_the_namespaces_work() -> None:
+    assert copy.copy(F).latency.gt(1) == (F.latency > 1)
+    assert copy.deepcopy(U).cost.gt(1) == (U.cost > 1)
+    spec = mock.create_autospec(F)
+    assert hasattr(spec, "latency")
+    assert not hasattr(spec, "latncy")
+
+
+@pytest.mark.parametrize("name", ["__deepcopy__", "__wrapped__", "_private", "__len__"])
+def test_dunder_and_private_lookups_get_a_plain_attribute_error(name: str) -> None:
+    for obj in (F, U, F.latency):
+        with pytest.raises(AttributeError) as info:
+            getattr(obj, name)
+        assert type(info.value) is AttributeError
+        assert "did you mean" not in str(info.value)
+        assert name in str(info.value)
 
 
 def test_search_properties_and_property_key_are_refused_with_the_reason() -> None:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 import helicone_users
 from helicone_users import (
     AsyncWeaveStats,
+    AuthenticationError,
     BadRequestError,
     CallBucket,
     CallMetric,
@@ -29,6 +30,8 @@ from helicone_users import (
     IgnoredFilterWarning,
     InternalServerError,
     InvalidRequestError,
+    NotFoundError,
+    PermissionDeniedError,
     ResponseValidationError,
     UnprocessableEntityError,
     UsageBucket,
@@ -293,6 +296,34 @@ async def test_a_400_reason_reaches_the_caller(weave: AsyncWeaveStats) -> None:
                     payload={"reason": "Percentile must be between 0 and 100, got 101.0"})
         with pytest.raises(BadRequestError, match=r"got 101\.0"):
             await weave.call_stats_raw({"project_id": "e/p", "start": "2026-01-01T00:00:00Z"})
+
+
+@pytest.mark.parametrize(
+    ("status", "cls", "names"),
+    [
+        (401, AuthenticationError, ("WANDB_API_KEY", "trace.wandb.ai", "WEAVE_BASE_URL")),
+        (403, PermissionDeniedError, ("this project",)),
+        (404, NotFoundError, ("WEAVE_BASE_URL",)),
+    ],
+)
+async def test_weave_errors_name_the_weave_key_and_server_not_helicones(
+    weave: AsyncWeaveStats, status: int, cls: type[Exception], names: tuple[str, ...]
+) -> None:
+    with mock_http() as mocked:
+        mocked.post(URL, status=status, payload={"detail": "Not authenticated"})
+        with pytest.raises(cls) as info:
+            await weave.call_stats("e/p", start=START, end=END, call_metrics=["call_count"])
+    message = str(info.value)
+    assert all(name in message for name in names), message
+    assert "HELICONE" not in message
+    assert "helicone.ai" not in message
+    assert "region" not in message
+
+
+def test_a_bad_weave_base_url_is_refused_with_a_weave_example() -> None:
+    with pytest.raises(InvalidRequestError, match=r"trace\.wandb\.ai") as info:
+        AsyncWeaveStats("k", base_url="trace.wandb.ai")
+    assert "helicone" not in str(info.value)
 
 
 async def test_a_502_is_retried_then_raised(weave: AsyncWeaveStats) -> None:

@@ -8,14 +8,29 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 from collections.abc import Sequence
 from typing import TextIO
 
-from helicone_users._cli._common import EXIT_API_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
+from helicone_users._cli._common import (
+    EXIT_API_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_MISSING_EXTRA,
+    EXIT_OK,
+    EXIT_USAGE,
+)
 
-__all__ = ["EXIT_API_ERROR", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "build_parser", "main"]
+__all__ = [
+    "EXIT_API_ERROR",
+    "EXIT_INTERRUPTED",
+    "EXIT_MISSING_EXTRA",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_parser",
+    "main",
+]
 
 # Subcommand modules, in the order ``--help`` lists them.
 _COMMANDS: tuple[str, ...] = (
@@ -31,7 +46,9 @@ examples:
   helicone-users export --filter 'cost > 1' --out users.parquet
   helicone-users <command> --help                      # options and examples of one command
 
-exit codes: 0 ok, 1 API or network error, 2 usage error (bad arguments or filter)
+exit codes: 0 ok (also when the reader of the output stops early, as `| head` does),
+  1 API or network error, 2 usage error (bad arguments or filter), 3 a missing extra,
+  130 interrupted
 """
 
 
@@ -54,7 +71,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI and return its exit code (0 ok, 1 API or network error, 2 usage error)."""
+    """Run the CLI and return its exit code (0 ok, 1 API or network error, 2 usage error,
+    3 a missing extra, 130 interrupted).
+
+    A reader that closes the output early (``| head -1``) ends the command quietly with 0, as
+    it ends other Unix tools: no error line, no traceback, no noise when Python exits.
+    """
+    try:
+        try:
+            return _main(argv)
+        finally:
+            sys.stdout.flush()  # here, where a closed pipe can still be handled
+    except BrokenPipeError:
+        _discard_stdout()
+        return EXIT_OK
+
+
+def _discard_stdout() -> None:
+    # What is left in the buffer goes to /dev/null, so the interpreter's own flush at exit
+    # does not print "Exception ignored ... BrokenPipeError".
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # pragma: no cover - stdout without a file descriptor
+        pass
+    finally:
+        os.close(devnull)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import sys
 import textwrap
@@ -20,11 +21,32 @@ if TYPE_CHECKING:
 EXIT_OK = 0
 EXIT_API_ERROR = 1
 EXIT_USAGE = 2
+EXIT_MISSING_EXTRA = 3
 EXIT_INTERRUPTED = 130
 
 
 class UsageError(Exception):
     """Bad arguments found after parsing; reported like argparse's own errors (exit 2)."""
+
+
+class MissingExtraError(Exception):
+    """An optional dependency the command needs is not installed (exit 3)."""
+
+
+def require_extra(module: str, extra: str, what: str) -> Any:
+    """Import ``module``, or raise MissingExtraError naming the extra that installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MissingExtraError(
+            f"{what} needs the {extra} extra: pip install 'helicone-users[{extra}]' "
+            f"(in a checkout: pip install -e '.[{extra}]')"
+        ) from None
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """``1 page``, ``2 pages``."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
 
 
 def add_command(
@@ -160,6 +182,10 @@ def run(args: argparse.Namespace, body: Callable[[], Awaitable[int]]) -> int:
         return asyncio.run(_as_coroutine(body))
     except (UsageError, argparse.ArgumentTypeError) as exc:
         return report(f"usage error: {exc}", EXIT_USAGE, debug)
+    except MissingExtraError as exc:
+        return report(f"error: {exc}", EXIT_MISSING_EXTRA, debug)
+    except BrokenPipeError:
+        raise  # stdout was closed (``| head``): main() ends quietly
     except InvalidRequestError as exc:
         # A FilterError message may span lines (the text, then a caret under the fault): keep them.
         return report(f"error: {exc}", EXIT_USAGE, debug)

@@ -81,6 +81,32 @@ def format_fixed(digits: int) -> Callable[[Any], str]:
     return fmt
 
 
+def column_decimals(values: Iterable[Any], most: int = 6) -> int:
+    """Decimals that show every number of a column alike: none when all are whole, else enough
+    for two significant digits of the smallest non-zero one (at least 1, at most ``most``)."""
+    numbers = [
+        abs(float(v))
+        for v in values
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+    if all(n.is_integer() for n in numbers):
+        return 0
+    smallest = min(n for n in numbers if n)
+    return min(max(1, 1 - math.floor(math.log10(smallest))), most)
+
+
+def without_float_noise(obj: Any) -> Any:
+    """``obj`` with each float rounded to 15 significant digits, the precision a float holds,
+    so that printed JSON shows ``140.1`` rather than ``140.10000000000002``."""
+    if isinstance(obj, float) and math.isfinite(obj):
+        return float(f"{obj:.15g}")
+    if isinstance(obj, Mapping):
+        return {k: without_float_noise(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [without_float_noise(v) for v in obj]
+    return obj
+
+
 def format_usd(value: Any) -> str:
     """A dollar amount: cents for large amounts, more digits for small ones."""
     if value is None:
@@ -154,8 +180,9 @@ def json_default(obj: Any) -> Any:
 
 
 def dumps(obj: Any, *, indent: int | None = None) -> str:
-    """JSON text for a result."""
-    return json.dumps(to_record(obj), indent=indent, default=json_default, ensure_ascii=False)
+    """JSON text for a result, floats without binary noise."""
+    record = without_float_noise(to_record(obj))
+    return json.dumps(record, indent=indent, default=json_default, ensure_ascii=False)
 
 
 def csv_cell(value: Any) -> Any:
@@ -203,13 +230,15 @@ def write_records(
     stream: IO[str],
     columns: Sequence[Column] = (),
 ) -> None:
-    """Print records as a table, a JSON array, JSON Lines or CSV."""
+    """Print records as a table (nothing at all when there are none), a JSON array, JSON Lines
+    or CSV; floats without binary noise."""
     if fmt == "table":
-        print_table(records, columns or auto_columns(records), stream)
+        if records:
+            print_table(records, columns or auto_columns(records), stream)
     elif fmt == "json":
         stream.write(dumps(list(records), indent=2) + "\n")
     else:
-        RecordWriter(stream, fmt).write_all(records)
+        RecordWriter(stream, fmt).write_all(without_float_noise(list(records)))
 
 
 # --- Tables --------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import time
 from types import TracebackType
 from typing import IO, Any
 
+from helicone_users._cli._common import plural
 from helicone_users._cli._output import is_tty, rich_available, terminal_width
 
 # Plain (non-terminal) progress prints at most one line per this many seconds.
@@ -95,6 +96,6 @@ class Progress:
     def _plain_line(self) -> None:
         total = f"/{self.total}" if self.total is not None else ""
         self.stream.write(
-            f"{self.description}: {self.items}{total} {self.unit}, {self.pages} pages\n"
+            f"{self.description}: {self.items}{total} {self.unit}, {plural(self.pages, 'page')}\n"
         )
         self.stream.flush()

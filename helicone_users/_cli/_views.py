@@ -43,24 +43,34 @@ def records(items: Sequence[Any], *, text_times: bool = True) -> list[dict[str, 
 
 
 def histogram_items(rows: Sequence[Any]) -> list[tuple[str, float]]:
-    """``(range label, height)`` pairs for a bar chart of histogram rows."""
-    items = []
-    for row in rows:
-        start, end = _bound(row, "range_start"), _bound(row, "range_end")
-        items.append((f"{start} – {end}", float(getattr(row, "value", 0.0))))
-    return items
+    """``(range label, height)`` pairs for a bar chart of histogram rows; a range no bin covers
+    (the server leaves empty bins out) gets a row of its own with height 0."""
+    return [(f"{_bound(start)} – {_bound(end)}", value) for start, end, value in _with_gaps(rows)]
 
 
 def usd_items(rows: Sequence[Any]) -> list[tuple[str, float]]:
     """Like ``histogram_items``, for ranges of US dollars."""
     return [
-        (f"{format_usd(row.range_start)} – {format_usd(row.range_end)}", float(row.value))
-        for row in rows
+        (f"{format_usd(start)} – {format_usd(end)}", value)
+        for start, end, value in _with_gaps(rows)
     ]
 
 
-def _bound(row: Any, name: str) -> str:
-    value = getattr(row, name)
+def _with_gaps(rows: Sequence[Any]) -> list[tuple[Any, Any, float]]:
+    out: list[tuple[Any, Any, float]] = []
+    for row in rows:
+        start, end = row.range_start, row.range_end
+        if out and _is_number(start) and _is_number(out[-1][1]) and start > out[-1][1]:
+            out.append((out[-1][1], start, 0.0))
+        out.append((start, end, float(getattr(row, "value", 0.0))))
+    return out
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _bound(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)

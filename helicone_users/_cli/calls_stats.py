@@ -13,6 +13,7 @@ from helicone_users._cli._common import (
     UsageError,
     add_command,
     add_transport_options,
+    plural,
     positive_int,
     resolve_api_key,
     run,
@@ -21,6 +22,8 @@ from helicone_users._cli._common import (
 from helicone_users._cli._output import (
     FORMATS,
     Column,
+    column_decimals,
+    format_fixed,
     format_time,
     print_table,
     sparkline,
@@ -181,9 +184,10 @@ def value_keys(metrics: Sequence[Any]) -> list[str]:
 
 def print_stats(stats: Any, call_metrics: Sequence[Any], stream: IO[str]) -> None:
     """The range, a sparkline per call metric, then the bucket tables."""
+    buckets = len(stats.call_buckets) or len({b.timestamp for b in stats.usage_buckets})
     stream.write(
         f"{stats.start:%Y-%m-%d %H:%M} → {stats.end:%Y-%m-%d %H:%M} {stats.timezone}, "
-        f"{len(stats.call_buckets)} buckets of {stats.granularity} s\n"
+        f"{plural(buckets, 'bucket')} of {stats.granularity:,} s\n"
     )
     for key in value_keys(call_metrics):
         values = [_number(b.values.get(key)) for b in stats.call_buckets]
@@ -194,11 +198,16 @@ def print_stats(stats: Any, call_metrics: Sequence[Any], stream: IO[str]) -> Non
         if not rows:
             continue
         keys = [k for k in rows[0] if k not in ("kind", "timestamp", "model", "count")]
+        # One format per column: the same decimals in every row, thousands separated.
         columns = [
             Column(key="timestamp", header="bucket", fmt=format_time),
             *extra,
-            Column(key="count", header="calls", numeric=True),
-            *(Column(key=k, header=k, numeric=True) for k in keys),
+            Column(key="count", header="calls", fmt=format_fixed(0), numeric=True),
+            *(
+                Column(key=k, header=k, numeric=True,
+                       fmt=format_fixed(column_decimals(r[k] for r in rows)))
+                for k in keys
+            ),
         ]
         stream.write("\n")
         print_table(rows, columns, stream, title=f"{kind} buckets")

@@ -10,7 +10,15 @@ import textwrap
 import time
 from typing import IO, Any
 
-from helicone_users._cli._common import EXIT_API_ERROR, add_command, fail, positive_int, run
+from helicone_users._cli._common import (
+    EXIT_MISSING_EXTRA,
+    MissingExtraError,
+    add_command,
+    fail,
+    positive_int,
+    require_extra,
+    run,
+)
 from helicone_users._cli._output import (
     bar_chart,
     is_tty,
@@ -46,7 +54,8 @@ def add_parser(subparsers: Any) -> None:
         description=(
             "Start the emulator on 127.0.0.1 with synthetic data and tour the SDK: top users by\n"
             "cost, a filter and its wire JSON, the overview histograms, totals for a few users\n"
-            "and Weave call stats. Needs the emulator extra: pip install 'helicone-users[all]'."
+            "and Weave call stats. Needs the emulator extra (DuckDB):\n"
+            "pip install 'helicone-users[emulator]' (the cli extra adds rich's colours)."
         ),
         examples=EXAMPLES,
         func=main,
@@ -66,15 +75,9 @@ def add_parser(subparsers: Any) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``demo``."""
     try:
-        import duckdb  # noqa: F401  (the emulator's database)
-
-        import helicone_users.testing  # noqa: F401
-    except ImportError:
-        return fail(
-            "the demo needs the emulator extra (DuckDB): pip install 'helicone-users[emulator]'"
-            " (or pip install -e '.[all]' in a checkout)",
-            EXIT_API_ERROR,
-        )
+        require_extra("duckdb", "emulator", "the demo (the emulator's DuckDB)")
+    except MissingExtraError as exc:
+        return fail(f"error: {exc}", EXIT_MISSING_EXTRA)
     return run(args, lambda: tour(args, sys.stdout))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shlex
 import signal
 import sys
 from collections.abc import Callable
@@ -12,8 +13,22 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from helicone_users._cli._common import EXIT_API_ERROR, EXIT_OK, EXIT_USAGE, add_command, fail
-from helicone_users._config import HOSTED_RATE_LIMIT
+from helicone_users._cli._common import (
+    EXIT_MISSING_EXTRA,
+    EXIT_OK,
+    EXIT_USAGE,
+    MissingExtraError,
+    add_command,
+    fail,
+    require_extra,
+)
+from helicone_users._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    HOSTED_RATE_LIMIT,
+    WEAVE_API_KEY_ENV,
+    WEAVE_BASE_URL_ENV,
+)
 from helicone_users._errors import HeliconeError
 
 if TYPE_CHECKING:
@@ -35,8 +50,10 @@ def add_parser(subparsers: Any) -> None:
         "emulator",
         help="run the local Helicone emulator (aiohttp + DuckDB) until Ctrl-C",
         description=(
-            "Serve Helicone's user-metrics endpoints locally over DuckDB, with synthetic data\n"
-            "or requests loaded from a JSONL file. Prints the base URL and the emulator's key.\n"
+            "Serve Helicone's user-metrics endpoints and Weave's /calls/stats locally over\n"
+            "DuckDB, with synthetic data or requests loaded from a JSONL file. Prints the\n"
+            "export lines that point the SDK and the CLI at it (base URLs and the emulator's\n"
+            "own key; a key given with --api-key is never printed).\n"
             "Needs the emulator extra: pip install 'helicone-users[emulator]'."
         ),
         examples=EXAMPLES,
@@ -142,8 +159,8 @@ async def serve(
     async with emulator:
         stored = len(await emulator.rows()) if args.load is None and args.db else None
         print(f"Helicone emulator listening on {emulator.base_url}", file=out)
-        print(f"API key: {emulator.api_key}", file=out)
-        print(f"export HELICONE_BASE_URL={emulator.base_url}", file=out)
+        for line in export_lines(emulator.base_url, emulator.api_key, own_key=not args.api_key):
+            print(line, file=out)
         if stored is not None:
             print(f"{stored} requests in {args.db}", file=out)
         if emulator.quirks:
@@ -154,6 +171,21 @@ async def serve(
         await stop.wait()
     print("emulator stopped", file=sys.stderr)
     return EXIT_OK
+
+
+def export_lines(base_url: str, api_key: str, *, own_key: bool) -> list[str]:
+    """The shell lines a user pastes to point the SDK and the CLI at the emulator.
+
+    The emulator's own random key is no secret of the user's and is printed; a key the user
+    chose (``--api-key``) is not.
+    """
+    url, key = shlex.quote(base_url), shlex.quote(api_key)
+    lines = [f"export {BASE_URL_ENV}={url}", f"export {API_KEY_ENV}={key}",
+             f"export {WEAVE_BASE_URL_ENV}={url}", f"export {WEAVE_API_KEY_ENV}={key}"]
+    if not own_key:
+        lines = [line for line in lines if "_KEY=" not in line]
+        lines.append(f"# {API_KEY_ENV}, {WEAVE_API_KEY_ENV}: the key given with --api-key")
+    return lines
 
 
 def _stop_on_signals(stop: asyncio.Event) -> None:
@@ -167,13 +199,9 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
 def main(args: argparse.Namespace) -> int:
     """Run ``emulator``."""
     try:
-        import duckdb  # noqa: F401
-    except ImportError:
-        return fail(
-            "the emulator needs DuckDB, from the emulator extra: "
-            "pip install 'helicone-users[emulator]'",
-            EXIT_API_ERROR,
-        )
+        require_extra("duckdb", "emulator", "the emulator (DuckDB)")
+    except MissingExtraError as exc:
+        return fail(f"error: {exc}", EXIT_MISSING_EXTRA)
     if args.host not in LOOPBACK:
         print(
             f"warning: binding {args.host}: the emulator is reachable from other machines",
@@ -184,5 +212,7 @@ def main(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print("emulator stopped", file=sys.stderr)
         return EXIT_OK
+    except BrokenPipeError:
+        raise  # stdout was closed: main() ends quietly
     except (HeliconeError, OSError) as exc:
         return fail(f"emulator: {exc}", EXIT_USAGE)

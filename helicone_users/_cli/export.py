@@ -13,7 +13,9 @@ from helicone_users._cli._common import (
     add_command,
     add_connection_options,
     make_client,
+    plural,
     positive_int,
+    require_extra,
     run,
 )
 from helicone_users._cli._output import RecordWriter
@@ -89,14 +91,8 @@ def output_format(args: argparse.Namespace) -> str:
 
 
 def require_pyarrow() -> Any:
-    """The ``pyarrow.parquet`` module, or a usage error naming the extra to install."""
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError(
-            "Parquet output needs pyarrow: pip install 'helicone-users[parquet]'"
-        ) from None
-    return pq
+    """The ``pyarrow.parquet`` module, or MissingExtraError naming the extra to install."""
+    return require_extra("pyarrow.parquet", "parquet", "Parquet output (pyarrow)")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -126,7 +122,8 @@ async def export(args: argparse.Namespace) -> int:
             else:
                 with atomic_write(args.out, newline="" if fmt == "csv" else None) as f:
                     count = await _write_text(pager, f, fmt, progress)
-    print(f"wrote {count} users ({progress.pages} pages) to {args.out}", file=sys.stderr)
+    pages = plural(progress.pages, "page")
+    print(f"wrote {plural(count, 'user')} ({pages}) to {args.out}", file=sys.stderr)
     return 0
 
 

@@ -10,7 +10,7 @@ from helicone_users._cli._common import add_command, add_connection_options, mak
 from helicone_users._cli._output import bar_chart, dumps, terminal_width
 from helicone_users._cli._views import histogram_items, usd_items
 from helicone_users._cli.users import add_filter_option, parse_filter
-from helicone_users._config import P_SIZES
+from helicone_users._config import DEFAULT_P_SIZE, P_SIZES
 
 EXAMPLES = """
 helicone-users overview
@@ -35,7 +35,10 @@ def add_parser(subparsers: Any) -> None:
     )
     add_filter_option(parser)
     parser.add_argument(
-        "--p-size", choices=P_SIZES, default="p99", help="trim percentile (default: %(default)s)"
+        "--p-size",
+        choices=P_SIZES,
+        default=DEFAULT_P_SIZE,
+        help="trim percentile (default: %(default)s, as the SDK's overview())",
     )
     parser.add_argument(
         "--interquartile", action="store_true", help="trim the low tail as well as the high one"

@@ -58,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         found = {s.user_id for s in stats}
         missing = [u for u in dict.fromkeys(args.user_ids) if u not in found]
         if missing:
-            print(f"no requests in range for: {', '.join(missing)}", file=sys.stderr)
+            print(f"helicone-users: no requests in range for: {', '.join(missing)}",
+                  file=sys.stderr)
         return 0
 
     return run(args, body)

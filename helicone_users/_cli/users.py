@@ -127,6 +127,8 @@ def main(args: argparse.Namespace) -> int:
                 if limit is not None and len(users) >= limit:
                     break
         write_records(records(users), args.format, sys.stdout, USER_COLUMNS)
+        if not users:
+            print("helicone-users: no user matches", file=sys.stderr)
         return 0
 
     return run(args, body)

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from helicone_users._cli import build_parser, main
-from helicone_users._cli.emulator import build_emulator, serve
+from helicone_users._cli.emulator import build_emulator, export_lines, serve
 from helicone_users.testing import Emulator
 
 
@@ -76,8 +76,37 @@ async def test_serve_prints_the_url_and_key_and_answers_until_stopped() -> None:
     assert await serve(args, out=out, stop=stop, ready=ready) == 0
     text = out.getvalue()
     assert "listening on http://127.0.0.1:" in text
-    assert "API key: sk-helicone-emulator-" in text
     assert answers == [200]
+    exports = dict(
+        line.removeprefix("export ").split("=", 1)
+        for line in text.splitlines()
+        if line.startswith("export ")
+    )
+    assert list(exports) == [
+        "HELICONE_BASE_URL", "HELICONE_API_KEY", "WEAVE_BASE_URL", "WANDB_API_KEY",
+    ]  # fmt: skip
+    assert exports["HELICONE_BASE_URL"] == exports["WEAVE_BASE_URL"]
+    assert exports["HELICONE_API_KEY"] == exports["WANDB_API_KEY"]
+    assert exports["HELICONE_API_KEY"].startswith("sk-helicone-emulator-")
+
+
+async def test_a_key_given_with_api_key_is_never_printed() -> None:
+    args = parse("--port", "0", "--synthetic-users", "5", "--requests", "50",
+                 "--api-key", "sk-my-own-secret")  # fmt: skip
+    out = io.StringIO()
+    stop = asyncio.Event()
+    assert await serve(args, out=out, stop=stop, ready=lambda _: stop.set()) == 0
+    text = out.getvalue()
+    assert "sk-my-own-secret" not in text
+    assert "export HELICONE_BASE_URL=http://127.0.0.1:" in text
+    assert "export WEAVE_BASE_URL=http://127.0.0.1:" in text
+    assert "HELICONE_API_KEY" in text
+    assert "export HELICONE_API_KEY" not in text
+
+
+def test_export_lines_are_quoted_for_the_shell() -> None:
+    lines = export_lines("http://[::1]:8585", "k", own_key=True)
+    assert lines[0] == "export HELICONE_BASE_URL='http://[::1]:8585'"
 
 
 async def test_load_serves_the_rows_of_a_jsonl_file(tmp_path: Path) -> None:
