@@ -8,12 +8,18 @@ dataset or switch on quirks::
     @pytest.fixture
     def helicone_emulator_options():
         return {"seed": 1, "users": 50, "requests": 2000, "quirks": {"hosted"}}
+
+The fixtures are pytest-asyncio fixtures, so they work in its ``strict`` (default) and
+``auto`` modes alike. The fixtures only work on asyncio, so a coroutine test that uses one is
+marked ``asyncio`` here when it has no marker of its own (``asyncio``, ``anyio`` or ``trio``):
+``async def test_x(helicone_client): ...`` runs as written, in strict mode too.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import AsyncIterator, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable, Generator
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pytest
@@ -28,6 +34,30 @@ MISSING_EXTRA = (
     "pip install 'helicone-users[emulator]'"
 )
 DEFAULT_OPTIONS: dict[str, Any] = {"seed": 0, "users": 20, "requests": 500, "days": 14}
+FIXTURES = frozenset({"helicone_emulator", "helicone_client"})
+_ASYNC_MARKERS = ("asyncio", "anyio", "trio")
+
+
+# trylast: our wrapper runs inside pytest-asyncio's, so the marker is there when it looks.
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_pycollect_makeitem(
+    collector: pytest.Module | pytest.Class, name: str, obj: object
+) -> Generator[None, Any, Any]:
+    """Mark coroutine tests that use these fixtures ``asyncio`` (strict mode needs a marker)."""
+    result = yield
+    if not inspect.iscoroutinefunction(obj) or not collector.config.pluginmanager.hasplugin(
+        "asyncio"
+    ):
+        return result
+    items = result if isinstance(result, list) else [result]
+    for item in items:
+        if (
+            isinstance(item, pytest.Function)
+            and FIXTURES & set(item.fixturenames)
+            and not any(item.get_closest_marker(m) for m in _ASYNC_MARKERS)
+        ):
+            item.add_marker(pytest.mark.asyncio)
+    return result
 
 
 def _async_fixture(func: F) -> F:

@@ -60,6 +60,58 @@ async def test_the_fixtures_work_in_this_suite_too(helicone_client: Any) -> None
     assert len(page.users) == 5
 
 
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _readme_plugin_snippet() -> str:
+    """The ```python block under the README's pytest-plugin heading, as a user copies it."""
+    text = README.read_text(encoding="utf-8")
+    section = text.split("### In your own tests (pytest plugin)", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_readme_snippet_passes_in_a_fresh_project(tmp_path: Path, mode: str) -> None:
+    # A new project: the README's block as its test file, pytest-asyncio in the given mode
+    # (strict is its default), nothing of this repository's configuration.
+    (tmp_path / "pytest.ini").write_text(
+        f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (tmp_path / "test_readme_snippet.py").write_text(_readme_plugin_snippet())
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout
+    assert "not natively supported" not in result.stdout
+
+
+def test_in_strict_mode_only_tests_using_the_fixtures_are_marked(tmp_path: Path) -> None:
+    (tmp_path / "pytest.ini").write_text(
+        "[pytest]\nasyncio_mode = strict\nasyncio_default_fixture_loop_scope = function\n"
+    )
+    (tmp_path / "test_marks.py").write_text(
+        "import pytest\n"
+        "async def test_uses_the_emulator(helicone_emulator):\n"
+        "    assert helicone_emulator.base_url\n"
+        "@pytest.mark.asyncio\n"
+        "async def test_marked_by_its_author():\n"
+        "    pass\n"
+        "async def test_plain_coroutine_is_left_to_the_user():\n"
+        "    pass\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rA"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "PASSED test_marks.py::test_uses_the_emulator" in result.stdout
+    assert "PASSED test_marks.py::test_marked_by_its_author" in result.stdout
+    # pytest-asyncio's strict mode, untouched: unmarked coroutines without our fixtures fail.
+    assert "test_plain_coroutine_is_left_to_the_user" in result.stdout
+    assert "PASSED test_marks.py::test_plain_coroutine_is_left_to_the_user" not in result.stdout
+
+
 def test_pytester_runs_a_users_test_file(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_theirs=USER_TESTS)
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
