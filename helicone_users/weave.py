@@ -87,6 +87,7 @@ _ALIGNMENTS: Final = ("timezone", "utc")
 _AUTO_GRANULARITY: Final = ((2 * 3600, 300), (12 * 3600, 3600), (3 * 86400, 21600),
                             (14 * 86400, 43200))
 _WALL_EPOCH: Final = datetime(1970, 1, 1)
+_UTC_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 WEAVE: Final = Service(
     key_env=WEAVE_API_KEY_ENV,
     base_url_env=WEAVE_BASE_URL_ENV,
@@ -111,16 +112,34 @@ def auto_granularity(range_seconds: float) -> int:
 
 
 def resolve_granularity(granularity: int | None, range_seconds: float) -> int:
-    """The bucket size the server uses: the auto choice, then the 10,000-bucket clamp."""
+    """The bucket size the server uses: the auto choice, then the 10,000-bucket clamp.
+
+    The clamp only ever raises the size, so a size larger than the range is kept (one bucket).
+    """
     size = auto_granularity(range_seconds) if granularity is None else granularity
-    if range_seconds / size > WEAVE_MAX_BUCKETS:
+    # Compared without dividing: a size past float's range is a valid (huge) int.
+    if range_seconds > WEAVE_MAX_BUCKETS * size:
         size = max(size, int(range_seconds / WEAVE_MAX_BUCKETS) + 1)
     return size
+
+
+def _shifted(moment: datetime, seconds: int) -> datetime:
+    # OverflowError past years 1 and 9999 (or past timedelta's range for a huge granularity).
+    return moment + timedelta(seconds=seconds)
 
 
 def _wall_instant(wall: datetime, zone: tzinfo) -> datetime:
     # fold=0 maps a wall time skipped by a DST jump to the moment of the jump.
     return wall.replace(tzinfo=zone).astimezone(timezone.utc)
+
+
+def _outside_calendar(moment: datetime, granularity: int, zone: tzinfo) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"the bucket of {granularity:,} s in {zone} that holds {moment.isoformat()} starts "
+        "outside the years 1-9999 that dates can hold; use a smaller granularity or a range "
+        "further from the calendar's ends",
+        field="granularity",
+    )
 
 
 def floor_to_bucket(
@@ -130,14 +149,17 @@ def floor_to_bucket(
 
     ``"timezone"`` aligns on multiples of the bucket size in the zone's wall clock (local
     midnight for 86400); ``"utc"`` aligns on multiples since the Unix epoch, as the hosted
-    server does whatever the zone.
+    server does whatever the zone. A start before year 1 raises InvalidRequestError.
     """
-    if alignment == "utc":
-        seconds = (moment - datetime(1970, 1, 1, tzinfo=timezone.utc)) // _ONE_SECOND
-        return datetime.fromtimestamp(seconds - seconds % granularity, timezone.utc)
-    wall = moment.astimezone(zone).replace(tzinfo=None)
-    seconds = (wall - _WALL_EPOCH) // _ONE_SECOND
-    return _wall_instant(_WALL_EPOCH + timedelta(seconds=seconds - seconds % granularity), zone)
+    try:
+        if alignment == "utc":
+            seconds = (moment - _UTC_EPOCH) // _ONE_SECOND
+            return _shifted(_UTC_EPOCH, seconds - seconds % granularity)
+        wall = moment.astimezone(zone).replace(tzinfo=None)
+        seconds = (wall - _WALL_EPOCH) // _ONE_SECOND
+        return _wall_instant(_shifted(_WALL_EPOCH, seconds - seconds % granularity), zone)
+    except OverflowError:
+        raise _outside_calendar(moment, granularity, zone) from None
 
 
 def bucket_starts(
@@ -146,19 +168,27 @@ def bucket_starts(
 ) -> list[datetime]:
     """The starts (UTC) of every bucket of ``[start, end)``, the first one at or before start."""
     first = floor_to_bucket(start, granularity, zone, alignment)
-    step = timedelta(seconds=granularity)
     if alignment == "utc":
-        count = max(0, -(-((end - first) // _ONE_SECOND) // granularity))
-        return [s for s in (first + i * step for i in range(count + 1)) if s < end]
+        return _steps(first, end, granularity, lambda moment: moment)
+    # Steps are taken on the wall clock. A DST jump can map two wall labels to one moment;
+    # buckets are moments, so each is kept once.
     wall = first.astimezone(zone).replace(tzinfo=None)
-    # A DST jump can map two wall labels to one moment; buckets are moments, so keep each once.
-    starts: set[datetime] = set()
-    moment = first
-    while moment < end:
-        starts.add(moment)
-        wall += step
-        moment = _wall_instant(wall, zone)
-    return sorted(starts)
+    return sorted(set(_steps(wall, end, granularity, lambda label: _wall_instant(label, zone))))
+
+
+def _steps(
+    first: datetime, end: datetime, granularity: int, instant: Callable[[datetime], datetime]
+) -> list[datetime]:
+    """``instant(first + i * granularity)`` for i = 0, 1, ... while before ``end``."""
+    out: list[datetime] = []
+    label = first
+    try:
+        while (moment := instant(label)) < end:
+            out.append(moment)
+            label = _shifted(label, granularity)
+    except OverflowError:  # the next bucket would start after year 9999: there is none
+        pass
+    return out
 
 
 def zone_for(name: str) -> tzinfo:
@@ -224,7 +254,14 @@ def _aware(value: Any, field: str) -> datetime:
             "the server misreads times without an offset",
             field=field,
         )
-    return value.astimezone(timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError:
+        raise InvalidRequestError(
+            f"{field} {value.isoformat()} falls outside the years 1-9999 in UTC, where it is "
+            "sent; move it within the calendar",
+            field=field,
+        ) from None
 
 
 def _project(value: Any) -> str:

@@ -395,6 +395,29 @@ async def test_a_granularity_too_coarse_to_split_is_refused_before_sending(
         assert not mocked.requests
 
 
+async def test_a_start_outside_the_calendar_in_utc_is_refused_naming_the_field(
+    weave: AsyncWeaveStats,
+) -> None:
+    plus_five = timezone(timedelta(hours=5))
+    with mock_http() as mocked:
+        with pytest.raises(InvalidRequestError, match="outside the years 1-9999") as info:
+            await weave.call_stats("e/p", start=datetime(1, 1, 1, tzinfo=plus_five),
+                                   end=datetime(1, 1, 2, tzinfo=UTC), call_metrics=["call_count"])
+        assert not mocked.requests
+    assert info.value.field == "start"
+
+
+async def test_dates_far_from_today_are_sent_as_they_are(weave: AsyncWeaveStats) -> None:
+    with mock_http() as mocked:
+        mocked.post(URL, payload=_answer())
+        await weave.call_stats("e/p", start=datetime(999, 12, 31, tzinfo=UTC),
+                               end=datetime(1000, 1, 1, tzinfo=UTC), granularity=10**12,
+                               call_metrics=["call_count"])
+    [sent] = _sent(mocked)
+    assert (sent["start"], sent["end"]) == ("0999-12-31T00:00:00Z", "1000-01-01T00:00:00Z")
+    assert sent["granularity"] == 10**12
+
+
 def test_to_rows_flattens_both_kinds_for_tables() -> None:
     stats = CallStats(
         start=START, end=END, granularity=3600, timezone="UTC",
@@ -425,6 +448,24 @@ def test_more_than_ten_thousand_buckets_raise_the_granularity() -> None:
     assert resolve_granularity(60, 31 * 86400) == 268
     assert resolve_granularity(60, 7 * 86400) == 61
     assert resolve_granularity(60, 6 * 86400) == 60
+
+
+@pytest.mark.parametrize("size", [10**12, 10**30, 10**400])
+def test_a_granularity_beyond_the_range_stays_one_bucket_from_1970(size: int) -> None:
+    assert resolve_granularity(size, 31 * 86400) == size
+    for alignment in ("timezone", "utc"):
+        assert bucket_starts(START, END, size, UTC, alignment) == [datetime(1970, 1, 1, tzinfo=UTC)]
+
+
+def test_buckets_near_the_ends_of_the_calendar_stop_at_the_range() -> None:
+    last_day = datetime(9999, 12, 31, tzinfo=UTC)
+    starts = bucket_starts(last_day, last_day + timedelta(hours=23), 21600, UTC)
+    assert starts[-1] == datetime(9999, 12, 31, 18, tzinfo=UTC)
+    first_day = datetime(1, 1, 1, tzinfo=UTC)
+    assert bucket_starts(first_day, first_day + timedelta(hours=7), 21600, UTC)[0] == first_day
+    with pytest.raises(InvalidRequestError, match="outside the years 1-9999") as info:
+        floor_to_bucket(first_day, 7 * 86400, UTC, "utc")  # 1970 was a Thursday
+    assert info.value.field == "granularity"
 
 
 def test_day_buckets_start_at_local_midnight_by_default() -> None:

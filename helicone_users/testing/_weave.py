@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 
 from helicone_users._config import LOGGER_NAME, WEAVE_BASIC_USER
+from helicone_users._errors import InvalidRequestError
 from helicone_users._iso import parse_iso8601
 from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
 from helicone_users.testing._faults import with_faults
@@ -59,8 +60,9 @@ WEAVE_QUIRK_DESCRIPTIONS: Final[dict[str, str]] = {
 WEAVE_QUIRKS: Final[frozenset[str]] = frozenset(WEAVE_QUIRK_DESCRIPTIONS)
 
 _PATH: Final = "/calls/stats"
-_EARLIEST: Final = datetime(1000, 1, 1)
-_LATEST: Final = datetime(9000, 1, 1)
+# pydantic reads a number above this as milliseconds since the epoch, else as seconds.
+_MILLISECONDS_ABOVE: Final = 2e10
+_UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _TOP_FIELDS: Final = ("project_id", "start", "end", "granularity", "usage_metrics",
                       "call_metrics", "filter", "timezone")
 _SPEC_FIELDS: Final = ("metric", "aggregations", "percentiles")
@@ -112,18 +114,43 @@ def _expected(names: Sequence[str]) -> str:
     return ", ".join(quoted[:-1]) + f" or {quoted[-1]}"
 
 
-def _parse_datetime(value: Any) -> datetime | None:
+def _parse_datetime(value: Any) -> datetime | str:
+    """The datetime pydantic reads from ``value`` (years 1 to 9999, ISO 8601 text or a Unix
+    timestamp, in milliseconds beyond 2e10), or why it is not one."""
+    if isinstance(value, str):
+        try:
+            return parse_iso8601(value)
+        except ValueError as exc:
+            if str(exc).startswith("not an ISO-8601"):
+                return "Input should be a valid datetime or date in ISO 8601 form, e.g. " \
+                    "2026-03-01T00:00:00Z"
+            return f"Input should be a valid datetime, {exc}"  # year 0, month 13, ...
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return "Input should be a valid datetime"
+    if not math.isfinite(value):
+        return "Input should be a finite number"
+    seconds = value / 1000 if abs(value) > _MILLISECONDS_ABOVE else value
     try:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            parsed = datetime.fromtimestamp(value, timezone.utc)
-        elif isinstance(value, str):
-            parsed = parse_iso8601(value)
-        else:
+        return _UNIX_EPOCH + timedelta(seconds=seconds)
+    except OverflowError:
+        side = "after 9999" if value > 0 else "before 0001"
+        return f"Input should be a valid datetime, dates {side} are not supported as unix " \
+            "timestamps"
+
+
+def _whole_number(value: int | float | str) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+        try:
+            value = float(value)
+        except ValueError:
             return None
-    except (ValueError, OverflowError, OSError):
-        return None
-    # Keep a margin from datetime's limits so zone shifts and bucket steps cannot overflow.
-    return parsed if _EARLIEST <= parsed.replace(tzinfo=None) <= _LATEST else None
+    return int(value) if math.isfinite(value) and value.is_integer() else None
 
 
 class _Fields:
@@ -150,10 +177,9 @@ class _Fields:
                 self.errors.append(_error("missing", [name], "Field required", dict(self.body)))
             return None
         parsed = _parse_datetime(self.body[name])
-        if parsed is None:
-            self.errors.append(_error("datetime_from_date_parsing", [name],
-                                      "Input should be a valid datetime or date, invalid "
-                                      "character in year", self.body[name]))
+        if isinstance(parsed, str):
+            self.errors.append(_error("datetime_parsing", [name], parsed, self.body[name]))
+            return None
         return parsed
 
     def string(self, name: str, default: str | None = None) -> str | None:
@@ -175,15 +201,11 @@ class _Fields:
             self.errors.append(_error("int_type", ["granularity"],
                                       "Input should be a valid integer", value))
             return None
-        try:
-            number = float(value)
-        except ValueError:
-            number = 0.5  # unparsable text fails the whole-number check below
-        if not math.isfinite(number) or not number.is_integer():
+        size = _whole_number(value)  # any size: pydantic's int has no upper bound
+        if size is None:
             self.errors.append(_error("int_parsing", ["granularity"],
                                       "Input should be a valid integer", value))
             return None
-        size = int(number)
         if size < 1 and "granularity_zero_crash" not in self.quirks:
             self.errors.append(_error("greater_than_equal", ["granularity"],
                                       "Input should be greater than or equal to 1", value,
@@ -299,12 +321,24 @@ def _resolve_range(
     if "naive_datetime_crash" in quirks and any(naive) and not all(naive):
         raise _Reject(500, dict(_INTERNAL_ERROR))
     # The validator compares the values as given; only the query builders misread offsets.
-    given_start, given_end = (_as_utc(moment, frozenset()) for moment in (start, resolved_end))
+    try:
+        given_start, given_end = (_as_utc(moment, frozenset()) for moment in (start, resolved_end))
+        return _checked_range(given_start, given_end, start, resolved_end, quirks, body,
+                              max_days)
+    except OverflowError:
+        raise _validation_error("CallStatsReq start and end must fall within the years 1-9999 "
+                                "in UTC", body) from None
+
+
+def _checked_range(
+    given_start: datetime, given_end: datetime, start: datetime, end: datetime,
+    quirks: frozenset[str], body: Mapping[str, Any], max_days: int | None,
+) -> tuple[datetime, datetime]:
     if given_end < given_start:
         raise _validation_error("CallStatsReq end must be after start", body)
     if max_days is not None and given_end - given_start > timedelta(days=max_days):
         raise _validation_error(f"CallStatsReq date range cannot exceed {max_days} days", body)
-    return _as_utc(start, quirks), _as_utc(resolved_end, quirks)
+    return _as_utc(start, quirks), _as_utc(end, quirks)
 
 
 def _as_utc(moment: datetime, quirks: frozenset[str]) -> datetime:
@@ -478,8 +512,24 @@ async def answer(state: EmulatorState, request: web.Request) -> web.Response:
     except _Reject as reject:
         return web.json_response(reject.body, status=reject.status)
     calls = await _load_calls(state, query, quirks) if query.granularity else []
-    result = compute_stats(calls, query, prices(state), echo_start=start, echo_end=end)
-    return web.json_response(result)
+    status, result = stats_answer(calls, query, prices(state), echo_start=start, echo_end=end)
+    return web.json_response(result, status=status)
+
+
+def stats_answer(
+    calls: Sequence[Call], query: StatsQuery, price_table: Mapping[str, ModelPrice], *,
+    echo_start: str, echo_end: str,
+) -> tuple[int, dict[str, Any]]:
+    """The status and body for a validated query: the stats, or a 400 when its buckets cannot
+    be written as dates (years 1 to 9999)."""
+    try:
+        return 200, compute_stats(calls, query, price_table, echo_start=echo_start,
+                                  echo_end=echo_end)
+    except InvalidRequestError as exc:  # a bucket that would start before year 1
+        return 400, {"reason": str(exc)}
+    except OverflowError:  # a bucket label past the calendar's ends in the zone
+        return 400, {"reason": "the buckets of this range cannot be written as dates in "
+                               f"{query.timezone}: they fall outside the years 1-9999"}
 
 
 def add_weave_routes(app: web.Application, state: EmulatorState) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import AsyncIterator
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -16,7 +16,7 @@ from helicone_users import AsyncWeaveStats, CallMetric, InternalServerError, Usa
 from helicone_users._retry import RetryPolicy
 from helicone_users.testing import QUIRKS, Emulator, FaultPlan
 from helicone_users.testing._quirks import resolve_quirks
-from helicone_users.testing._weave import WEAVE_QUIRKS, _Reject, parse_request
+from helicone_users.testing._weave import WEAVE_QUIRKS, _Reject, parse_request, stats_answer
 from helicone_users.testing._weave_stats import compute_stats, default_prices
 
 UTC = timezone.utc
@@ -133,6 +133,109 @@ async def test_too_many_buckets_raise_the_granularity(emulator: Emulator) -> Non
     status, answer = await post(emulator, body(start="2026-01-01T00:00:00Z",
                                                end="2026-02-01T00:00:00Z", granularity=60))
     assert (status, answer["granularity"]) == (200, 268)
+
+
+@pytest.mark.parametrize("size", [10**12, 10**15, 10**400, "1000000000000"])
+async def test_a_granularity_larger_than_the_range_is_kept_as_one_bucket(
+    emulator: Emulator, size: int | str
+) -> None:
+    # The clamp only raises a size (seed 004: adjusted when buckets would exceed 10,000), so
+    # the server keeps it: one bucket, aligned on a multiple of the size since 1970.
+    status, answer = await post(emulator, body(granularity=size))
+    assert status == 200, answer
+    assert answer["granularity"] == int(size)
+    assert answer["call_buckets"] == [
+        {"timestamp": "1970-01-01T00:00:00", "sum_call_count": len(ROWS), "count": len(ROWS)}
+    ]
+
+
+async def test_a_huge_granularity_in_another_zone_is_labelled_in_that_zone(
+    emulator: Emulator,
+) -> None:
+    status, answer = await post(emulator, body(granularity=10**12, timezone="Asia/Kolkata"))
+    assert status == 200
+    assert [b["timestamp"] for b in answer["call_buckets"]] == ["1970-01-01T00:00:00+05:30"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z"),
+        ("0999-12-31T00:00:00Z", "1000-01-01T12:00:00Z"),
+        ("9000-01-01T00:00:00Z", "9000-01-02T00:00:00Z"),
+        ("9999-12-30T00:00:00Z", "9999-12-31T23:59:59Z"),
+        (0, 86400),
+        (1_767_571_200_000, 1_767_657_600_000),  # above 2e10: milliseconds, as pydantic reads
+    ],
+)
+async def test_every_date_pydantic_accepts_gets_an_answer(
+    emulator: Emulator, start: str | int, end: str | int
+) -> None:
+    status, answer = await post(emulator, body(start=start, end=end, granularity=21600))
+    assert status == 200, answer
+    assert len(answer["call_buckets"]) >= 2
+
+
+@pytest.mark.parametrize(
+    ("start", "message"),
+    [
+        ("0000-01-01T00:00:00Z", "Input should be a valid datetime, year 0 is out of range"),
+        ("2026-13-01T00:00:00Z", "Input should be a valid datetime, month must be in 1..12"),
+        ("yesterday", "Input should be a valid datetime or date in ISO 8601 form"),
+        (10**16, "Input should be a valid datetime, dates after 9999 are not supported"),
+    ],
+)
+async def test_a_date_pydantic_refuses_gets_its_true_reason(
+    emulator: Emulator, start: str | int, message: str
+) -> None:
+    status, answer = await post(emulator, body(start=start))
+    assert status == 422
+    [detail] = [d for d in answer["detail"] if d["loc"] == ["body", "start"]]
+    assert detail["msg"].startswith(message)
+    assert "invalid character" not in detail["msg"]
+
+
+async def test_a_bucket_that_would_start_before_year_1_is_refused_with_the_reason(
+    emulator: Emulator,
+) -> None:
+    status, answer = await post(emulator, body(start="0001-01-01T00:00:00Z",
+                                               end="0001-01-02T00:00:00Z", granularity=604800))
+    assert status == 400
+    assert "outside the years 1-9999" in answer["reason"]
+    assert "granularity" in answer["reason"]
+
+
+DATES = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    start=DATES,
+    length=st.integers(1, 31 * 86400),
+    granularity=st.none() | st.integers(1, 10**6) | st.sampled_from([10**12, 10**30]),
+    zone=st.sampled_from(["UTC", "Asia/Kolkata", "America/New_York", "Pacific/Kiritimati"]),
+    offset=st.sampled_from(["Z", "+05:00", "-11:00"]),
+)
+def test_any_valid_date_and_granularity_is_answered_or_refused_with_a_4xx(
+    start: datetime, length: int, granularity: int | None, zone: str, offset: str
+) -> None:
+    end = min(start + timedelta(seconds=length), datetime(9999, 12, 31, 23, 59, 59))
+    payload = body(start=start.isoformat() + offset, end=end.isoformat() + offset,
+                   granularity=granularity, timezone=zone)
+    status, answer = _answer(payload)
+    assert status in (200, 400, 422), answer
+    if status == 400:
+        assert "years 1-9999" in answer["reason"]
+
+
+def _answer(payload: Any) -> tuple[int, Any]:
+    """What the handler answers after auth, without HTTP: validation, then the stats."""
+    now = datetime(2026, 1, 6, tzinfo=UTC)
+    try:
+        query, start, end = parse_request(payload, frozenset(), now=now, max_range_days=31)
+    except _Reject as reject:
+        return reject.status, reject.body
+    return stats_answer([], query, default_prices(), echo_start=start, echo_end=end)
 
 
 async def test_empty_aggregations_and_percentiles_mean_a_sum(emulator: Emulator) -> None:
