@@ -281,6 +281,20 @@ def suggest(name: str, choices: Iterable[str]) -> str:
     return f"; did you mean {', '.join(close)}?" if close else ""
 
 
+def legacy_users_hint(columns: Iterable[str], quote: Callable[[str], str] = repr) -> str:
+    """The fix for a leaf on the older docs' ``user_metrics`` table: ``users_view``, whose
+    columns carry the ``user_`` prefix (``cost`` → ``user_cost``)."""
+    renames = [
+        f"{quote(column)} → {quote('user_' + column)}"
+        for column in columns
+        if "user_" + column in USER_COLUMNS
+    ]
+    fix = f"; did you mean {quote(USERS)}? {quote(LEGACY_USERS)} is the older docs' name"
+    if renames:
+        fix += f", and {quote(USERS)} columns take the user_ prefix: {', '.join(renames)}"
+    return fix
+
+
 _SYMBOLS: Final = {
     "equals": "=",
     "not-equals": "!=",
@@ -546,6 +560,8 @@ class _Parser:
             key_token = self.dotted(token, f"a {name} key")
             key = json.loads(key_token.text) if key_token.kind == "str" else key_token.text
             return RMT, name, key
+        if name in (RMT, USERS, LEGACY_USERS) and self.peek().kind == "dot":
+            raise self.table_prefix(token)
         column = name.replace("_", "-") if name == "helicone_score_feedback" else name
         if column not in REQUEST_COLUMNS:
             try:
@@ -556,6 +572,20 @@ class _Parser:
                     message = f"unknown field {name!r}{suggest(name, self.field_names())}"
                 raise _error(self.text, token.pos, message) from None
         return RMT, column, None
+
+    def table_prefix(self, table: _Token) -> FilterError:
+        """``user_metrics.cost`` and the like: the text form names fields without the table."""
+        column = self.dotted(table, "a column").text
+        if table.text == RMT:
+            hint = suggest(column, [*REQUEST_COLUMNS, *MAP_COLUMNS])
+        else:
+            names = ["user." + c.removeprefix("user_") for c in USER_COLUMNS]
+            hint = suggest("user." + column.removeprefix("user_"), names)
+        return _error(
+            self.text, table.pos,
+            f"unknown field '{table.text}.{column}': fields are written without their table "
+            f"(latency, user.cost){hint}",
+        )
 
     @staticmethod
     def field_names() -> list[str]:
@@ -686,6 +716,15 @@ def _read_branch(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
 
 
 def _read_leaf(obj: Mapping[str, Any], path: _Path, strict: bool) -> Filter:
+    legacy = obj.get(LEGACY_USERS)
+    if strict and legacy is not None:
+        # The older docs' example: name the fix before any other fault of the same leaf.
+        columns = legacy if isinstance(legacy, Mapping) else {}
+        raise FilterError(
+            f"{_render((path, LEGACY_USERS))}: unknown table {LEGACY_USERS!r}"
+            f"{legacy_users_hint(map(str, columns))}",
+            field=LEGACY_USERS,
+        )
     parts: list[Filter] = []
     for table, columns in obj.items():
         where = (path, str(table))

@@ -384,10 +384,12 @@ FilterLike = Filter | Mapping[str, Any] | str
 def from_json(obj: Any, *, strict: bool = True) -> Filter:
     """Read a wire ``UserFilterNode`` back into nodes.
 
-    Multi-table, multi-column and multi-operator leaves become the AND of their parts; the legacy
-    ``user_metrics`` table maps onto ``users_view``; empty leaves mean ``ALL``. With
+    Multi-table, multi-column and multi-operator leaves become the AND of their parts; empty
+    leaves mean ``ALL``. The older docs' ``user_metrics`` table (the server refuses it) raises
+    FilterError naming the fix, ``users_view`` with ``user_``-prefixed columns. With
     ``strict=False`` the server traps (a cross-table ``or``, Int32 overflow) are read as written
-    instead of refused or warned about. Invalid shapes raise FilterError naming the path.
+    instead of refused or warned about, and ``user_metrics`` is read as ``users_view``. Invalid
+    shapes raise FilterError naming the path.
     """
     return read_json(obj, strict=strict)
 

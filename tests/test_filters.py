@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import pickle
 import sys
 import warnings
@@ -12,7 +13,7 @@ from unittest import mock
 
 import attrs
 import pytest
-from _filter_strategies import assert_valid_wire, spec
+from _filter_strategies import SPEC_PATH, assert_valid_wire, spec
 
 import helicone_users
 from helicone_users import (
@@ -563,7 +564,7 @@ def test_a_leaf_with_several_tables_columns_and_operators_is_their_and() -> None
     assert from_json(wire) == all_of(F.latency > 1, F.latency < 9, F.model == "x", U.cost >= 2)
 
 
-def test_the_legacy_user_metrics_table_maps_onto_user_fields() -> None:
+def test_leniently_the_legacy_user_metrics_table_reads_as_user_fields() -> None:
     wire = {
         "user_metrics": {
             "user_id": {"equals": "alice"},
@@ -575,8 +576,41 @@ def test_the_legacy_user_metrics_table_maps_onto_user_fields() -> None:
     expected = (
         (U.user_id == "alice") & (U.last_active >= T0) & (U.total_requests > 3) & (U.cost < 1.5)
     )
-    assert from_json(wire) == expected
+    assert from_json(wire, strict=False) == expected
     assert_valid_wire(expected.to_json())
+
+
+# The older docs page (seed 000), beside the repository like the spec.
+SEED_000 = SPEC_PATH.parents[1] / "seeds" / "000_cb8bada5788ecc70.txt"
+
+
+def _seed_000_filter() -> Any:
+    text = SEED_000.read_text(encoding="utf-8")
+    return json.loads(text.split("--data '", 1)[1].split("}'", 1)[0] + "}")["filter"]
+
+
+def test_the_older_docs_example_body_is_refused_naming_users_view_and_user_cost() -> None:
+    with pytest.raises(FilterError) as info:
+        from_json(_seed_000_filter())
+    message = str(info.value)
+    assert message.startswith("filter.user_metrics: unknown table 'user_metrics'")
+    assert "did you mean 'users_view'?" in message
+    assert "'cost' → 'user_cost'" in message
+    assert "'user_id' → 'user_user_id'" in message
+
+
+@pytest.mark.parametrize(
+    ("text", "fix"),
+    [
+        ("user_metrics.cost > 1", "did you mean user.cost?"),
+        ("users_view.user_cost > 1", "did you mean user.cost?"),
+        ("request_response_rmt.latency > 1", "did you mean latency?"),
+    ],
+)
+def test_text_naming_a_table_gets_the_field_to_write_instead(text: str, fix: str) -> None:
+    with pytest.raises(FilterError, match="fields are written without their table") as info:
+        parse(text)
+    assert fix in str(info.value)
 
 
 def test_branches_with_all_simplify() -> None:
@@ -603,7 +637,7 @@ def test_branches_with_all_simplify() -> None:
         ({RMT: {"property_key": {"equals": "k"}}}, "no known compiler mapping"),
         ({RMT: {"scores": {"a": {"equals": "high"}}}}, "scores.a.equals: scores are integers"),
         ({RMT: {"scores": {"a": {"contains": "1"}}}}, "scores.a.contains: scores.a is a score"),
-        ({"user_metrics": {"id": {"equals": "x"}}}, "unknown user_metrics column"),
+        ({"user_metrics": {"cost": {"gt": 1}}}, "did you mean 'users_view'"),
         (
             {
                 "left": rmt("latency", "gt", 1),

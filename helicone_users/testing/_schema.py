@@ -7,12 +7,14 @@ and bad date-times are all reported under ``details["requestBody.<path>"]``.
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from helicone_users._config import SORT_FIELDS
+from helicone_users._filter_text import LEGACY_USERS, USERS, legacy_users_hint
 from helicone_users.testing._sql import (
     NUMBER_OPS,
     RMT_COLUMNS,
@@ -168,11 +170,24 @@ def _check_object(value: Any, schema: Schema, path: str, details: Details) -> No
             _fail(
                 details,
                 f"{path}.{name}",
-                f'"{name}" is an excess property and therefore is not allowed',
+                f'"{name}" is an excess property and therefore is not allowed'
+                + _did_you_mean(name, item, properties),
                 item,
             )
         else:
             _check(item, child, f"{path}.{name}", details)
+
+
+def _did_you_mean(name: str, value: Any, properties: Mapping[str, Schema]) -> str:
+    """The fix for an excess property: the older docs' ``user_metrics`` table, a ``users_view``
+    column without its ``user_`` prefix, or a near miss."""
+    if name == LEGACY_USERS and USERS in properties:
+        columns = value if isinstance(value, Mapping) else {}
+        return legacy_users_hint(map(str, columns), quote=lambda text: f'"{text}"')
+    if "user_" + name in properties:
+        return f'; did you mean "user_{name}"?'
+    close = difflib.get_close_matches(name, list(properties), n=1)
+    return f'; did you mean "{close[0]}"?' if close else ""
 
 
 def _check_filter(value: Any, path: str, details: Details) -> None:

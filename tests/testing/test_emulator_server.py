@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -197,6 +198,40 @@ async def test_schema_violations_are_422_naming_the_field(
     assert answer["message"] == "Validation Failed"
     assert key in answer["details"]
     assert "message" in answer["details"][key]
+
+
+SEED_000 = (
+    Path(__file__).resolve().parents[3] / "shared" / "seeds" / "000_cb8bada5788ecc70.txt"
+)
+
+
+async def test_the_older_docs_example_body_gets_a_422_naming_users_view_and_user_cost(
+    post: Post,
+) -> None:
+    text = SEED_000.read_text(encoding="utf-8")
+    body = json.loads(text.split("--data '", 1)[1].split("}'", 1)[0] + "}")
+    status, answer, _ = await post(OVERVIEW, body)
+    assert status == 422
+    message = answer["details"]["requestBody.filter.user_metrics"]["message"]
+    assert message.startswith('"user_metrics" is an excess property')
+    assert 'did you mean "users_view"?' in message
+    assert '"cost" → "user_cost"' in message
+
+
+@pytest.mark.parametrize(
+    ("filter_json", "key", "fix"),
+    [
+        ({"users_view": {"cost": {"gt": 1}}}, "requestBody.filter.users_view.cost", '"user_cost"'),
+        ({"request_response_rmt": {"latncy": {"gt": 1}}},
+         "requestBody.filter.request_response_rmt.latncy", '"latency"'),
+    ],
+)  # fmt: skip
+async def test_an_excess_property_near_a_known_one_gets_a_did_you_mean(
+    post: Post, filter_json: Any, key: str, fix: str
+) -> None:
+    status, answer, _ = await post(METRICS, page(filter_json))
+    assert status == 422
+    assert answer["details"][key]["message"].endswith(f"did you mean {fix}?")
 
 
 async def test_overview_and_user_query_validate_their_bodies(post: Post) -> None:
