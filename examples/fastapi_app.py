@@ -5,7 +5,7 @@ as the app) and handed to endpoints with ``Depends``. SDK errors become HTTP ans
 is the caller's fault (400), a failing Helicone is a bad gateway (502), a slow one a gateway
 timeout (504).
 
-Run it::
+Run it (``pip install 'helicone-users[examples]'`` installs FastAPI and uvicorn)::
 
     export HELICONE_API_KEY=sk-helicone-...
     uvicorn examples.fastapi_app:app

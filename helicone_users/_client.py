@@ -77,6 +77,18 @@ class AsyncHeliconeUsers(SessionOwner):
             async for user in client.users.iter_metrics(sort=("cost", "desc")):
                 ...
 
+    The endpoints are the methods of ``client.users`` (``help(helicone_users._client.Users)``):
+
+    - ``await client.users.metrics(filter, offset=, limit=, time_range=, sort=)``: one page of
+      users with their requests, tokens and cost (a ``UserMetricsPage``);
+    - ``client.users.iter_metrics(filter, page_size=, concurrency=, time_range=, sort=)``: every
+      matching user, pages fetched concurrently (``await`` it for the first page, ``async for``
+      for the users);
+    - ``await client.users.overview(filter, p_size="p95", use_interquartile=False)``: histograms
+      of requests and cost per user (a ``MetricsOverview``);
+    - ``await client.users.query(user_ids, time_range=, time_unit="s")``: totals per user (a
+      list of ``UserStats``).
+
     ``base_url`` defaults to ``HELICONE_BASE_URL``, else the region's URL. Pass your own
     ``aiohttp.ClientSession`` as ``session`` to share a pool; it is then never closed here.
     ``max_concurrency`` is the default fan-out of ``iter_metrics`` and ``query``;

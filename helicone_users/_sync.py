@@ -320,6 +320,11 @@ class HeliconeUsers(_BlockingClient):
             top = client.users.metrics(sort=("cost", "desc"), limit=10)
             for user in client.users.iter_metrics(F.model.contains("gpt")):
                 print(user.user_id, user.cost)
+
+    The endpoints are the methods of ``client.users``, as on the async client:
+    ``client.users.metrics(...)`` (one page), ``client.users.iter_metrics(...)`` (a plain
+    iterator over every user; ``.pages()``, ``.first_page()``, ``.close()``),
+    ``client.users.overview(...)`` (histograms) and ``client.users.query(user_ids)`` (totals).
     """
 
     _thread_name = "helicone-users-sync"

@@ -437,3 +437,14 @@ async def test_the_client_timeout_applies_on_a_caller_session(mocked: aiorespons
         await c.users.query(["a"])
     ((_, calls),) = mocked.requests.items()
     assert calls[0].kwargs["timeout"].total == 7.0
+
+
+@pytest.mark.parametrize("name", ["AsyncHeliconeUsers", "HeliconeUsers"])
+def test_help_on_a_client_leads_to_its_users_methods(name: str) -> None:
+    import pydoc
+
+    import helicone_users
+
+    text = pydoc.render_doc(getattr(helicone_users, name), renderer=pydoc.plaintext)
+    for method in ("metrics(", "iter_metrics(", "overview(", "query("):
+        assert f"client.users.{method}" in text, method

@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +18,7 @@ import pytest
 
 from helicone_users import AsyncHeliconeUsers, RetryPolicy
 from helicone_users.testing import FaultPlan
-from tests.conftest import ServedEmulator, load_example
+from tests.conftest import ROOT, ServedEmulator, load_example, served_env
 
 fastapi_app = load_example("fastapi_app")
 export_job = load_example("export_job")
@@ -111,3 +117,28 @@ async def test_an_export_job_refuses_a_checkpoint_of_another_filter(
         await export_job.run_export(client, "all", out, page_size=10)
         with pytest.raises(SystemExit, match="another export"):
             await export_job.run_export(client, 'model = "gpt-4o"', out, page_size=10)
+
+
+def test_the_fastapi_example_serves_with_uvicorn_from_the_examples_extra(
+    served: ServedEmulator,
+) -> None:
+    command = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--port", "0"]
+    env = {**os.environ, **served_env(served)}
+    with subprocess.Popen(
+        command, cwd=ROOT, env=env, stderr=subprocess.PIPE, text=True
+    ) as process:
+        assert process.stderr is not None
+        deadline = time.monotonic() + 30
+        url = None
+        while url is None and time.monotonic() < deadline:
+            line = process.stderr.readline()
+            found = re.search(r"running on (http://\S+)", line)
+            url = found.group(1) if found else None
+        assert url is not None, "uvicorn did not start"
+        try:
+            response = httpx.get(f"{url}/top-users", params={"limit": 2}, timeout=10)
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=30)
+    assert response.status_code == 200
+    assert len(response.json()["users"]) == 2
