@@ -258,7 +258,11 @@ def warn_int32(table: str, column: str, value: int | float, name: str) -> None:
         return  # fractions are bound as Float64, which holds them
     if INT32_MIN <= bound <= INT32_MAX:
         return
-    detail = " (cost is sent as nano-USD, so only |cost| < $2.147 fits)" if column == "cost" else ""
+    detail = (
+        " (the server compares cost as floor(usd × 1e9) nano-USD, so only |cost| < $2.147 fits)"
+        if column == "cost"
+        else ""
+    )
     warnings.warn(
         f"{name} {value!r}: the hosted server binds whole numbers as Int32{detail}; this value is "
         "outside ±2,147,483,647 and the query may fail or compare a wrapped value",

@@ -42,6 +42,9 @@ helicone-users demo --users 500 --requests 20000 --seed 7
 
 # The demo's data ends now, so relative windows (the last 7 days) find it.
 DEMO_DAYS = 14
+DEMO_USERS = 200
+DEMO_REQUESTS = 10_000
+DEMO_SEED = 7
 WEAVE_BUCKET_SECONDS = 6 * 3600
 
 
@@ -61,15 +64,20 @@ def add_parser(subparsers: Any) -> None:
         func=main,
     )
     parser.add_argument(
-        "--users", type=positive_int, default=200, help="synthetic users (default: %(default)s)"
+        "--users",
+        type=positive_int,
+        default=DEMO_USERS,
+        help="synthetic users (default: %(default)s)",
     )
     parser.add_argument(
         "--requests",
         type=positive_int,
-        default=10_000,
+        default=DEMO_REQUESTS,
         help="synthetic requests (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=7, help="data seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=DEMO_SEED, help="data seed (default: %(default)s)"
+    )
 
 
 def main(args: argparse.Namespace) -> int:
