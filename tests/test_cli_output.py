@@ -186,13 +186,18 @@ def test_terminal_progress_is_a_bar_with_users_and_pages(monkeypatch: pytest.Mon
     out = Tty()
     with Progress("export", stream=out) as progress:
         progress.set_total(30)
-        progress.advance(10)
-        progress.advance(20)
+        progress.advance(30)
     text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue())
     last = text.replace("\r", "\n").strip().splitlines()[-1]
     assert "30/30 users" in last
-    assert "2 pages" in last
+    assert "1 page " in last
     assert len(last) <= 60
+    with Progress("export", stream=out) as progress:
+        progress.set_total(30)
+        progress.advance(10)
+        progress.advance(20)
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", out.getvalue())
+    assert "2 pages" in text.replace("\r", "\n").strip().splitlines()[-1]
 
 
 @pytest.mark.parametrize(

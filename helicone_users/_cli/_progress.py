@@ -67,12 +67,14 @@ class Progress:
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn(self.unit),
-            TextColumn("{task.fields[pages]} pages"),
+            TextColumn("{task.fields[pages]}"),
             TimeElapsedColumn(),
             console=console,
             transient=False,
         )
-        self._task = self._rich.add_task(self.description, total=self.total, pages=0)
+        self._task = self._rich.add_task(
+            self.description, total=self.total, pages=plural(0, "page")
+        )
         self._rich.start()
 
     def set_total(self, total: int | None) -> None:
@@ -86,7 +88,9 @@ class Progress:
         self.items += items
         self.pages += pages
         if self._rich is not None:
-            self._rich.update(self._task, completed=self.items, pages=self.pages)
+            self._rich.update(
+                self._task, completed=self.items, pages=plural(self.pages, "page")
+            )
         elif self.enabled:
             now = time.monotonic()
             if now - self._last_plain >= _PLAIN_INTERVAL:
