@@ -7,7 +7,6 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -26,53 +25,56 @@ def many_users() -> Iterator[ServedEmulator]:
     server.close()
 
 
-def _piped(command: str, reader: str, server: ServedEmulator, where: Path) -> tuple[int, str]:
-    """Run ``python -m helicone_users COMMAND | READER`` in bash; the CLI's exit code and its
+USERS_ALL = [f"users --all --format {fmt}" for fmt in ("csv", "jsonl", "json", "table")]
+# Output this short fits in a pipe's buffer and would never meet a closed `head`; `true` exits
+# without reading, so the very first write meets the closed pipe.
+SHORT = [
+    "overview",
+    "overview --format json",
+    "totals user_000001 user_000002 --format csv",
+    "calls-stats --project team/project --since 3d",
+    "calls-stats --project team/project --since 3d --format jsonl",
+    "users --limit 3",
+    "demo --users 20 --requests 400",
+    "--help",
+    "users --help",
+]
+PIPELINES = [(command, "head -1") for command in USERS_ALL] + [(c, "true") for c in SHORT]
+
+
+@pytest.fixture(scope="module")
+def started(
+    many_users: ServedEmulator, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, subprocess.Popen[str]]]:
+    """Every pipeline, started at once in bash; each prints the CLI's exit code, then its
     stderr."""
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("HELICONE_", "WANDB_"))},
-        "HELICONE_API_KEY": server.api_key,
-        "HELICONE_BASE_URL": server.base_url,
-        "WANDB_API_KEY": server.api_key,
-        "WEAVE_BASE_URL": server.base_url,
+        "HELICONE_API_KEY": many_users.api_key,
+        "HELICONE_BASE_URL": many_users.base_url,
+        "WANDB_API_KEY": many_users.api_key,
+        "WEAVE_BASE_URL": many_users.base_url,
     }
-    cli = f"{shlex.quote(sys.executable)} -m helicone_users {command}"
-    script = f"{cli} 2>cli.err | {reader} >/dev/null; echo ${{PIPESTATUS[0]}}; cat cli.err"
-    done = subprocess.run(
-        ["bash", "-c", script], env=env, capture_output=True, text=True, timeout=120, check=True,
-        cwd=where,
-    )  # fmt: skip
-    code, _, err = done.stdout.partition("\n")
-    return int(code), err
+    where = tmp_path_factory.mktemp("pipes")
+    processes = {}
+    for index, (command, reader) in enumerate(PIPELINES):
+        cli = f"{shlex.quote(sys.executable)} -m helicone_users {command}"
+        err = f"{index}.err"
+        script = f"{cli} 2>{err} | {reader} >/dev/null; echo ${{PIPESTATUS[0]}}; cat {err}"
+        processes[f"{command} | {reader}"] = subprocess.Popen(
+            ["bash", "-c", script], env=env, cwd=where, stdout=subprocess.PIPE, text=True
+        )
+    yield processes
+    for process in processes.values():
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
-@pytest.mark.parametrize("fmt", ["csv", "jsonl", "json", "table"])
-def test_users_all_into_head_ends_quietly(
-    many_users: ServedEmulator, fmt: str, tmp_path: Path
+@pytest.mark.parametrize("pipeline", [f"{c} | {r}" for c, r in PIPELINES])
+def test_a_closed_pipe_ends_the_command_quietly_with_0(
+    started: dict[str, subprocess.Popen[str]], pipeline: str
 ) -> None:
-    code, err = _piped(f"users --all --format {fmt}", "head -1", many_users, tmp_path)
-    assert (code, err) == (0, "")
-
-
-@pytest.mark.parametrize(
-    "command",
-    [
-        "overview",
-        "overview --format json",
-        "totals user_000001 user_000002 --format csv",
-        "calls-stats --project team/project --since 3d",
-        "calls-stats --project team/project --since 3d --format jsonl",
-        "users --limit 3",
-        "demo --users 20 --requests 400",
-        "--help",
-        "users --help",
-    ],
-)
-def test_every_command_into_a_closed_pipe_ends_quietly(
-    many_users: ServedEmulator, command: str, tmp_path: Path
-) -> None:
-    # `true` exits without reading, so the very first write meets a closed pipe (with `head`,
-    # output this short would fit in the pipe's buffer and never meet it).
-    code, err = _piped(command, "true", many_users, tmp_path)
-    assert (code, err) == (0, "")
-
+    out, _ = started[pipeline].communicate(timeout=120)
+    code, _, err = out.partition("\n")
+    assert (int(code), err) == (0, ""), f"helicone-users {pipeline}"
