@@ -126,3 +126,14 @@ def blocking() -> None:
             print(row.user_id, page.count)
         totals: list[UserStats] = client.users.query(user_ids=["alice"])
         print(totals)
+
+
+def filters_from_anywhere() -> None:
+    from helicone_users import Filter, FilterError, UnknownFieldError, coerce
+
+    node: Filter = coerce('model contains "gpt"') & coerce({"users_view": {}})
+    missing: object = getattr(F, "latncy", None)  # UnknownFieldError is an AttributeError
+    unknown = UnknownFieldError("F has no field 'x'", field="x")
+    as_filter_error: FilterError = unknown
+    as_attribute_error: AttributeError = unknown
+    print(node, missing, as_filter_error, as_attribute_error)
