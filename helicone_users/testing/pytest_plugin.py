@@ -39,25 +39,28 @@ _ASYNC_MARKERS = ("asyncio", "anyio", "trio")
 
 
 # trylast: our wrapper runs inside pytest-asyncio's, so the marker is there when it looks.
-@pytest.hookimpl(wrapper=True, trylast=True)
+# (An old-style hookwrapper, which every pluggy release knows.)
+@pytest.hookimpl(hookwrapper=True, trylast=True)
 def pytest_pycollect_makeitem(
     collector: pytest.Module | pytest.Class, name: str, obj: object
-) -> Generator[None, Any, Any]:
+) -> Generator[None, Any, None]:
     """Mark coroutine tests that use these fixtures ``asyncio`` (strict mode needs a marker)."""
-    result = yield
+    outcome = yield
     if not inspect.iscoroutinefunction(obj) or not collector.config.pluginmanager.hasplugin(
         "asyncio"
     ):
-        return result
-    items = result if isinstance(result, list) else [result]
-    for item in items:
+        return
+    try:
+        result = outcome.get_result()
+    except BaseException:  # collection failed: pytest reports it
+        return
+    for item in result if isinstance(result, list) else [result]:
         if (
             isinstance(item, pytest.Function)
             and FIXTURES & set(item.fixturenames)
             and not any(item.get_closest_marker(m) for m in _ASYNC_MARKERS)
         ):
             item.add_marker(pytest.mark.asyncio)
-    return result
 
 
 def _async_fixture(func: F) -> F:
