@@ -95,9 +95,9 @@ class Service:
         }
         if status in hints:
             return hints[status]
-        return "the server failed; the request was retried if the policy allows" if (
-            status >= 500
-        ) else ""
+        if status >= 500:
+            return "the server failed; the request was retried if the policy allows"
+        return ""
 
 
 HELICONE: Final = Service(
