@@ -110,6 +110,9 @@ def guard(state: EmulatorState, schema: Callable[[], Schema], handler: Handler) 
     async def _safe_answer(request: web.Request) -> web.StreamResponse:
         try:
             return await _answer(request, state, schema, handler)
+        except ConnectionError:  # the client left mid-request: nobody will read the answer
+            logger.debug("client left during %s", request.path)
+            return web.Response(status=499, reason="Client Closed Request")
         except Exception as exc:  # the emulator never answers 500 by accident
             logger.exception("emulator failed on %s", request.path)
             return envelope_error(f"emulator could not answer: {type(exc).__name__}")
@@ -216,4 +219,3 @@ def build_app(state: EmulatorState) -> web.Application:
     add_helicone_routes(app, state)
     add_weave_routes(app, state)
     return app
-

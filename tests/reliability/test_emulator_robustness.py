@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -362,3 +363,22 @@ async def test_twenty_concurrent_clients_get_the_answers_one_client_gets_alone()
     assert len(wanted[1]) == 40
     assert wanted[0].users
     assert all(result == wanted for result in results)
+
+
+async def test_a_client_leaving_mid_body_is_not_logged_as_an_emulator_failure(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with Emulator.synthetic(seed=1, users=5, requests=50) as emulator:
+        for path in (*HELICONE_PATHS, CALLS):
+            _reader, writer = await asyncio.open_connection(emulator.host, emulator.port)
+            writer.write(
+                f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {emulator.api_key}\r\n"
+                'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"filter":'.encode()
+            )
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        async with emulator.client() as client:  # still serving, and the left requests are done
+            assert (await client.users.metrics(limit=1)).users
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failures == [], [r.getMessage() for r in failures]
