@@ -49,6 +49,7 @@ from helicone_users._models import (
     UserStats,
 )
 from helicone_users._pagination import UserMetricsPager, gather_bounded
+from helicone_users._ratelimit import RateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users._session import Session, SessionOwner, decode_json
 from helicone_users._types import NOT_GIVEN, NotGiven
@@ -92,7 +93,9 @@ class AsyncHeliconeUsers(SessionOwner):
     ``base_url`` defaults to ``HELICONE_BASE_URL``, else the region's URL. Pass your own
     ``aiohttp.ClientSession`` as ``session`` to share a pool; it is then never closed here.
     ``max_concurrency`` is the default fan-out of ``iter_metrics`` and ``query``;
-    ``rate_limit=(200, 60)`` spaces every request of this client to 200 per 60 s.
+    ``rate_limit=(200, 60)`` spaces every request of this client to 200 per 60 s, and a
+    ``RedisRateLimit`` shares one budget with other processes. A 429 or
+    ``RateLimit-Remaining: 0`` from the server pauses every request until the budget resets.
     """
 
     def __init__(
@@ -104,7 +107,7 @@ class AsyncHeliconeUsers(SessionOwner):
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
-        rate_limit: tuple[int, float] | None = None,
+        rate_limit: tuple[int, float] | RateLimit | None = None,
         session: aiohttp.ClientSession | None = None,
     ) -> None:
         key = api_key_from(api_key, env=API_KEY_ENV, service="Helicone")

@@ -39,6 +39,16 @@ DEFAULT_PAGE_SIZE: Final = 1000
 MAX_USER_IDS_PER_QUERY: Final = 100
 DEFAULT_CONCURRENCY: Final = 8
 HOSTED_RATE_LIMIT: Final = (200, 60.0)
+# Pages a pager may hold finished ahead of the one it delivers, per request in flight: enough to
+# keep every slot busy while one page waits out a one-second Retry-After.
+DEFAULT_BUFFER_PER_SLOT: Final = 8
+
+# --- Client-side rate limits ---------------------------------------------------------------------
+# The limiter stretches its period by this fraction, so that requests still fit a sliding window of
+# the same numbers when the network delays some more than others.
+DEFAULT_RATE_MARGIN: Final = 0.05
+REDIS_KEY_PREFIX: Final = "helicone-users:budget:"
+DEFAULT_BUDGET_NAME: Final = "default"
 INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 NANO_USD_PER_USD: Final = 1_000_000_000

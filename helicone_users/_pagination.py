@@ -1,10 +1,18 @@
-"""The pager: ``await`` = first page, ``async for`` = users, bounded concurrency, order kept."""
+"""The pager: ``await`` = first page, ``async for`` = users, bounded concurrency, order kept.
+
+Two bounds, kept apart: ``concurrency`` places for requests in flight, each taken per attempt
+(a request waiting out a retry's backoff gives its place up, see ``_retry.hold_slot``), and a
+reorder buffer of pages fetched ahead of the one being delivered. Free places go to the lowest
+offset waiting, so the page the caller waits for is never queued behind later ones.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 import contextlib
+import heapq
+import itertools
 import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from types import TracebackType
@@ -12,13 +20,78 @@ from typing import Any, TypeVar
 
 import attrs
 
-from helicone_users._errors import CountChangedWarning
+from helicone_users._config import DEFAULT_BUFFER_PER_SLOT
+from helicone_users._errors import CountChangedWarning, InvalidRequestError
 from helicone_users._models import UserMetrics, UserMetricsPage
+from helicone_users._retry import hold_slot
 
 __all__ = ["UserMetricsPager", "gather_bounded"]
 
 _T = TypeVar("_T")
 FetchPage = Callable[[int, int], Awaitable[UserMetricsPage]]
+
+
+class _Slots:
+    """``limit`` places; a freed place goes to the waiter with the lowest priority number."""
+
+    def __init__(self, limit: int) -> None:
+        self._free = limit
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+
+    async def acquire(self, priority: int) -> None:
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (priority, next(self._order), waiter)
+        heapq.heappush(self._waiters, entry)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a place, then cancelled: pass it on
+            else:
+                self._waiters.remove(entry)
+                heapq.heapify(self._waiters)
+            raise
+
+    def release(self) -> None:
+        while self._waiters:
+            _, _, waiter = heapq.heappop(self._waiters)
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._free += 1
+
+
+class _Lease:
+    """One request's claim on a place in ``_Slots``: released while its retry waits."""
+
+    def __init__(self, slots: _Slots, priority: int) -> None:
+        self._slots = slots
+        self._priority = priority
+        self._held = False
+
+    async def acquire(self) -> None:
+        await self._slots.acquire(self._priority)
+        self._held = True
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._slots.release()
+
+
+async def _in_slot(slots: _Slots, priority: int, call: Callable[[], Awaitable[_T]]) -> _T:
+    """``call()`` holding a place of ``slots`` (given up while its retries wait)."""
+    lease = _Lease(slots, priority)
+    hold_slot(lease)  # this task's own context: only its retries see the lease
+    await lease.acquire()
+    try:
+        return await call()
+    finally:
+        lease.release()
 
 
 class _Seen:
@@ -56,6 +129,7 @@ class _Source:
         fetch: FetchPage,
         page_size: int,
         concurrency: int,
+        buffer: int,
         offset: int,
         ascending: bool,
         eager: bool,
@@ -64,6 +138,7 @@ class _Source:
         self.fetch = fetch
         self.page_size = page_size
         self.concurrency = concurrency
+        self.buffer = buffer
         self.offset = offset
         self.ascending = ascending
         self.first: UserMetricsPage | None = None
@@ -78,8 +153,9 @@ class _Source:
                 self.first = await self.fetch(self.offset, self.page_size)
             return self.first
 
-    def start(self, offset: int) -> asyncio.Future[UserMetricsPage]:
-        task = asyncio.ensure_future(self.fetch(offset, self.page_size))
+    def start(self, offset: int, slots: _Slots) -> asyncio.Future[UserMetricsPage]:
+        size = self.page_size
+        task = asyncio.ensure_future(_in_slot(slots, offset, lambda: self.fetch(offset, size)))
         self.in_flight.add(task)
         task.add_done_callback(self.in_flight.discard)
         return task
@@ -90,9 +166,12 @@ class UserMetricsPager:
 
     ``await pager`` gives the first page; ``async for user in pager`` gives every user once, in
     order; ``pager.pages()`` gives the pages. After the first page reveals ``count``, up to
-    ``concurrency`` further pages are in flight (and at most that many buffered), yielded in
-    offset order. Leaving early, use ``async with pager:`` or ``await pager.aclose()`` so that
-    the requests in flight are cancelled at once::
+    ``concurrency`` requests are in flight (a request waiting out a retry's backoff does not
+    count), and up to ``buffer`` pages (default ``8 * concurrency``) are fetched ahead of the
+    one being delivered, so that one slow or retried page does not stall the others; pages are
+    yielded in offset order, so at most ``buffer`` pages wait in memory. Leaving early, use
+    ``async with pager:`` or ``await pager.aclose()`` so that the requests in flight are
+    cancelled at once::
 
         async with client.users.iter_metrics(filter=F.model.contains("gpt")) as pager:
             async for user in pager:
@@ -108,8 +187,16 @@ class UserMetricsPager:
         ascending_user_id: bool,
         offset: int = 0,
         eager: bool = False,
+        buffer: int | None = None,
     ) -> None:
-        self._source = _Source(fetch, page_size, concurrency, offset, ascending_user_id, eager)
+        ahead = DEFAULT_BUFFER_PER_SLOT * concurrency if buffer is None else buffer
+        if not isinstance(ahead, int) or isinstance(ahead, bool) or ahead < 0:
+            raise InvalidRequestError(
+                f"buffer must be a whole number of pages >= 0, got {buffer!r}", field="buffer"
+            )
+        self._source = _Source(
+            fetch, page_size, concurrency, ahead, offset, ascending_user_id, eager
+        )
         self._open: list[AsyncGenerator[Any, None]] = []
 
     @property
@@ -119,13 +206,18 @@ class UserMetricsPager:
 
     @property
     def concurrency(self) -> int:
-        """Requests in flight at most (and pages buffered at most)."""
+        """Requests in flight at most."""
         return self._source.concurrency
+
+    @property
+    def buffer(self) -> int:
+        """Pages fetched ahead of the one being delivered, at most."""
+        return self._source.buffer
 
     def __repr__(self) -> str:
         return (
             f"UserMetricsPager(page_size={self.page_size}, concurrency={self.concurrency}, "
-            f"offset={self._source.offset})"
+            f"buffer={self.buffer}, offset={self._source.offset})"
         )
 
     def __await__(self) -> Generator[Any, None, UserMetricsPage]:
@@ -176,11 +268,14 @@ async def _pages(source: _Source) -> AsyncGenerator[UserMetricsPage, None]:
     page_size = source.page_size
     pending: collections.deque[tuple[int, asyncio.Future[UserMetricsPage]]] = collections.deque()
     next_offset = source.offset + page_size
-    if source.eager and source.first is None:
+    eager = source.eager and source.first is None
+    # The first page's request takes no place: in eager mode, leave one for it meanwhile.
+    slots = _Slots(source.concurrency - 1 if eager else source.concurrency)
+    if eager:
         # Start the next pages with the first one, before its count is known: one round trip
         # fewer, at the price of requests for pages that may not exist.
-        for _ in range(source.concurrency - 1):
-            pending.append((next_offset, source.start(next_offset)))
+        for _ in range(min(source.concurrency - 1, source.buffer)):
+            pending.append((next_offset, source.start(next_offset, slots)))
             next_offset += page_size
     try:
         first = await source.first_page()
@@ -189,12 +284,15 @@ async def _pages(source: _Source) -> AsyncGenerator[UserMetricsPage, None]:
         while pending and pending[-1][0] >= count:
             pending.pop()
             next_offset -= page_size
+        if eager:
+            slots.release()  # the first page's place
         yield _without_seen(first, seen)
         if _is_last(first, page_size):
             return
         while True:
-            while len(pending) < source.concurrency and next_offset < count:
-                pending.append((next_offset, source.start(next_offset)))
+            # The page awaited next plus ``buffer`` pages ahead of it.
+            while len(pending) <= source.buffer and next_offset < count:
+                pending.append((next_offset, source.start(next_offset, slots)))
                 next_offset += page_size
             if not pending:
                 return
@@ -252,13 +350,8 @@ async def gather_bounded(
 ) -> list[_T]:
     """Run ``calls`` with at most ``concurrency`` in flight; results in order; the first failure
     cancels the rest and is raised."""
-    semaphore = asyncio.Semaphore(concurrency)
-
-    async def run(call: Callable[[], Awaitable[_T]]) -> _T:
-        async with semaphore:
-            return await call()
-
-    tasks = [asyncio.ensure_future(run(call)) for call in calls]
+    slots = _Slots(concurrency)
+    tasks = [asyncio.ensure_future(_in_slot(slots, i, call)) for i, call in enumerate(calls)]
     try:
         return list(await asyncio.gather(*tasks))
     finally:

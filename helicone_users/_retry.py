@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import email.utils
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Protocol, TypeVar
 
 import aiohttp
 import attrs
@@ -30,7 +31,15 @@ from helicone_users._errors import (
     RateLimitError,
 )
 
-__all__ = ["RetryPolicy", "is_testing", "parse_retry_after", "set_testing"]
+__all__ = [
+    "RetryPolicy",
+    "Slot",
+    "hold_slot",
+    "is_testing",
+    "parse_retry_after",
+    "set_testing",
+    "states_budget",
+]
 
 _T = TypeVar("_T")
 _log = logging.getLogger(LOGGER_NAME)
@@ -49,6 +58,37 @@ _PERMANENT_TRANSPORT = (
 )
 
 _testing = False
+
+
+class Slot(Protocol):
+    """A place among the requests allowed in flight, given up while a retry waits."""
+
+    def release(self) -> None:
+        """Give the place up (a no-op when not held)."""
+        ...
+
+    async def acquire(self) -> None:
+        """Wait for a place and take it."""
+        ...
+
+
+_slot: contextvars.ContextVar[Slot | None] = contextvars.ContextVar(
+    "helicone_users_slot", default=None
+)
+
+
+def hold_slot(slot: Slot | None) -> None:
+    """Declare that the current task holds ``slot``: retry waits in it give the slot up and
+    take it back before the next attempt, so a request waiting out a backoff holds no place."""
+    _slot.set(slot)
+
+
+_BUDGET_HEADERS = ("ratelimit-remaining", "ratelimit-limit", "ratelimit-reset", "ratelimit-policy")
+
+
+def states_budget(headers: Mapping[str, str]) -> bool:
+    """Whether an answer states a request budget (any draft-6 ``RateLimit-*`` header)."""
+    return any(key.lower() in _BUDGET_HEADERS for key in headers)
 
 
 def set_testing(testing: bool) -> None:
@@ -118,7 +158,7 @@ class RetryPolicy:
     max_delay: float = RETRY_MAX_DELAY
     retry_after_cap: float = RETRY_AFTER_CAP
     retry_statuses: frozenset[int] = attrs.field(
-        default=_DEFAULT_RETRY_STATUSES, converter=frozenset
+        default=_DEFAULT_RETRY_STATUSES, converter=frozenset, repr=lambda s: _ranges(s)
     )
     sleep: bool = True
 
@@ -157,6 +197,11 @@ class RetryPolicy:
         for test suites that drive a client they do not construct (``set_testing(False)`` undoes
         it)."""
         set_testing(testing)
+
+    @property
+    def sleeps(self) -> bool:
+        """Whether waits are slept (``False`` in the test modes)."""
+        return self.sleep and not _testing
 
     def should_retry(self, exc: BaseException) -> bool:
         """Whether ``exc`` is worth another attempt (the attempt budget aside)."""
@@ -219,20 +264,26 @@ class RetryPolicy:
         self._log(what, exc, state.attempt_number + 1, wait)
 
     def _log(self, what: str, exc: BaseException | None, attempt: int, wait: float) -> None:
-        _log.warning(
-            "retrying %s after %s (attempt %d/%d failed; waiting %.2f s)",
+        # A spent budget is logged once by the session that pauses for it, not per request.
+        level = logging.DEBUG if _refused_by_budget(exc) else logging.WARNING
+        waiting = f"waiting {wait:.2f} s" if self.sleeps else f"test mode: not waiting {wait:.2f} s"
+        _log.log(
+            level,
+            "retrying %s after %s (attempt %d/%d failed; %s)",
             what,
             _reason(exc),
             attempt,
             self.max_attempts,
-            wait,
+            waiting,
         )
 
     async def _sleep(self, seconds: float) -> None:
-        if self.sleep and not _testing:
-            await asyncio.sleep(seconds)
-        else:
-            await asyncio.sleep(0)
+        slot = _slot.get()
+        if slot is not None:
+            slot.release()
+        await asyncio.sleep(seconds if self.sleeps else 0)
+        if slot is not None:
+            await slot.acquire()
 
 
 def _server_wait(exc: BaseException) -> float | None:
@@ -241,6 +292,24 @@ def _server_wait(exc: BaseException) -> float | None:
     if isinstance(exc, APIStatusError):
         return parse_retry_after(exc.headers)
     return None
+
+
+def _refused_by_budget(exc: BaseException | None) -> bool:
+    return isinstance(exc, RateLimitError) and states_budget(exc.headers)
+
+
+def _ranges(statuses: Iterable[int]) -> str:
+    """``{408, 409, 429, 500, 502-504, 506-599}``: runs of three or more as ranges."""
+    runs: list[list[int]] = []
+    for status in sorted(statuses):
+        if runs and status == runs[-1][-1] + 1:
+            runs[-1].append(status)
+        else:
+            runs.append([status])
+    parts = [
+        f"{run[0]}-{run[-1]}" if len(run) > 2 else ", ".join(map(str, run)) for run in runs
+    ]
+    return "{" + ", ".join(parts) + "}"
 
 
 def _reason(exc: BaseException | None) -> str:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Final, TypeVar
 
@@ -43,13 +42,13 @@ from helicone_users._errors import (
     UnprocessableEntityError,
     snippet,
 )
+from helicone_users._ratelimit import RateLimit, ServerBudget, rate_limit_from
 from helicone_users._retry import RetryPolicy, parse_retry_after
 from helicone_users._types import NOT_GIVEN, NotGiven
 
 __all__ = [
     "HELICONE",
     "NOT_GIVEN",
-    "RateLimiter",
     "Service",
     "Session",
     "SessionOwner",
@@ -259,53 +258,6 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-# --- Client-side rate limit ----------------------------------------------------------------------
-
-
-class RateLimiter:
-    """At most ``count`` requests in any ``period`` seconds, granted first come, first served."""
-
-    def __init__(
-        self,
-        count: int,
-        period: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-    ) -> None:
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise InvalidRequestError(
-                f"rate_limit count must be an integer >= 1, got {count!r}", field="rate_limit"
-            )
-        if not isinstance(period, (int, float)) or isinstance(period, bool) or period <= 0:
-            raise InvalidRequestError(
-                f"rate_limit period must be seconds > 0, got {period!r}", field="rate_limit"
-            )
-        self.count = count
-        self.period = float(period)
-        self._clock = clock
-        self._sleep = sleep
-        self._granted: collections.deque[float] = collections.deque()
-        self._lock: asyncio.Lock | None = None
-
-    async def acquire(self) -> None:
-        """Wait for a slot; waiters are served in arrival order (asyncio.Lock is FIFO)."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        async with self._lock:
-            while True:
-                now = self._clock()
-                while self._granted and now - self._granted[0] >= self.period:
-                    self._granted.popleft()
-                if len(self._granted) < self.count:
-                    self._granted.append(now)
-                    return
-                await self._sleep(self.period - (now - self._granted[0]))
-
-    def __repr__(self) -> str:
-        return f"RateLimiter({self.count}, {self.period})"
-
-
 # --- The session ---------------------------------------------------------------------------------
 
 
@@ -324,7 +276,7 @@ class Session:
         user_agent: str | None = None,
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
-        rate_limit: tuple[int, float] | None = None,
+        rate_limit: tuple[int, float] | RateLimit | None = None,
         session: aiohttp.ClientSession | None = None,
         max_connections: int = DEFAULT_CONNECTION_LIMIT,
         max_connections_per_host: int = DEFAULT_CONNECTION_LIMIT_PER_HOST,
@@ -336,7 +288,9 @@ class Session:
         self.user_agent = user_agent
         self.timeout = _client_timeout(timeout)
         self.retry = retry if retry is not None else RetryPolicy()
-        self.rate_limiter = None if rate_limit is None else RateLimiter(*_rate_limit(rate_limit))
+        self.rate_limiter = rate_limit_from(rate_limit)
+        # Until when every request waits: the server said the budget is spent (monotonic time).
+        self._paused_until = 0.0
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
@@ -401,6 +355,8 @@ class Session:
     ) -> bytes:
         if self.rate_limiter is not None:
             await self.rate_limiter.acquire()
+        if self._paused_until:
+            await self._wait_out_pause()
         started = time.perf_counter()
         try:
             status, headers, raw = await self._send(method, path, data, timeout)
@@ -417,11 +373,50 @@ class Session:
             len(raw),
             (time.perf_counter() - started) * 1000,
         )
+        if status == 429 or "RateLimit-Remaining" in headers:
+            await self._read_budget(status, headers, f"{method} {path}")
         if 200 <= status < 300:
             return raw
         raise _error_for(
             status, dict(headers), raw, method=method, path=path, service=self.service
         )
+
+    async def _wait_out_pause(self) -> None:
+        while self.retry.sleeps:
+            delay = self._paused_until - time.monotonic()
+            if delay <= 0:
+                self._paused_until = 0.0
+                return
+            await asyncio.sleep(delay)  # a later 429 may move the end on: look again
+
+    async def _read_budget(self, status: int, headers: Mapping[str, str], what: str) -> None:
+        """Adopt a stricter budget the server announces; pause every request when it is spent.
+
+        A 429 without any ``RateLimit-*`` header (a gateway's, an injected fault) concerns that
+        request alone: its retry waits, the others go on.
+        """
+        budget = ServerBudget.from_headers(headers)
+        if budget is None:
+            return
+        if self.rate_limiter is not None and budget.limit and budget.window:
+            self.rate_limiter.adopt(budget.limit, budget.window)
+        seconds = budget.pause_after(status, headers)
+        if seconds:
+            await self._pause(seconds, f"{what} answered {status} with the rate limit spent")
+
+    async def _pause(self, seconds: float, why: str) -> None:
+        """Every request of this client (and of the limiter's other users) waits ``seconds``;
+        logged once per pause, not per request."""
+        now = time.monotonic()
+        until = now + seconds
+        if until <= self._paused_until:
+            return
+        if self._paused_until <= now:
+            action = "every request waits" if self.retry.sleeps else "test mode: not waiting"
+            _log.warning("%s; %s %.2f s", why, action, seconds)
+        self._paused_until = until
+        if self.rate_limiter is not None and self.retry.sleeps:
+            await self.rate_limiter.pause(seconds)
 
     async def _send(
         self, method: str, path: str, data: bytes, timeout: aiohttp.ClientTimeout | None
@@ -547,14 +542,3 @@ def _client_timeout(timeout: float | aiohttp.ClientTimeout) -> aiohttp.ClientTim
         )
     total = float(timeout)
     return aiohttp.ClientTimeout(total=total, connect=min(DEFAULT_CONNECT_TIMEOUT, total))
-
-
-def _rate_limit(value: tuple[int, float]) -> tuple[int, float]:
-    try:
-        count, period = value
-    except (TypeError, ValueError):
-        raise InvalidRequestError(
-            f"rate_limit must be (requests, seconds), e.g. (200, 60), got {value!r}",
-            field="rate_limit",
-        ) from None
-    return count, period

@@ -29,6 +29,7 @@ from helicone_users._client import AsyncHeliconeUsers, Users
 from helicone_users._config import DEFAULT_CONCURRENCY, DEFAULT_REGION, DEFAULT_TIMEOUT
 from helicone_users._models import UserMetrics, UserMetricsPage
 from helicone_users._pagination import UserMetricsPager
+from helicone_users._ratelimit import RateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users.weave import AsyncWeaveStats
 
@@ -338,7 +339,7 @@ class HeliconeUsers(_BlockingClient):
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
-        rate_limit: tuple[int, float] | None = None,
+        rate_limit: tuple[int, float] | RateLimit | None = None,
     ) -> None:
         options: dict[str, Any] = {
             "region": region,

@@ -48,6 +48,7 @@ from helicone_users._config import (
     WEAVE_MAX_RANGE_DAYS,
 )
 from helicone_users._errors import IgnoredFilterWarning, InvalidRequestError
+from helicone_users._ratelimit import RateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users._session import Service, Session, SessionOwner
 from helicone_users._weave_models import (
@@ -462,7 +463,7 @@ class AsyncWeaveStats(SessionOwner):
         timeout: float | aiohttp.ClientTimeout = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         max_concurrency: int = DEFAULT_CONCURRENCY,
-        rate_limit: tuple[int, float] | None = None,
+        rate_limit: tuple[int, float] | RateLimit | None = None,
         session: aiohttp.ClientSession | None = None,
         bucket_alignment: Alignment = "timezone",
         max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,

@@ -17,6 +17,7 @@ from helicone_users import (
     CountChangedWarning,
     F,
     InvalidRequestError,
+    RateLimitError,
     RetryPolicy,
     UserMetrics,
     UserMetricsPage,
@@ -151,10 +152,10 @@ async def test_leaving_an_async_with_block_cancels_requests_in_flight() -> None:
     async with _pager(fake, concurrency=4) as pager:
         async for user in pager:
             if user.user_id == "user-0015":
-                assert fake.in_flight == 3
+                assert fake.in_flight == 4  # page 10's place went on to page 50
                 break
     assert fake.in_flight == 0
-    assert sorted(fake.cancelled) == [20, 30, 40]
+    assert sorted(fake.cancelled) == [20, 30, 40, 50]
     assert not _other_tasks()
 
 
@@ -177,7 +178,7 @@ async def test_a_plain_break_releases_everything_once_the_loop_runs() -> None:
     fake.blocked = set(range(20, 100, 10))
     async for user in _pager(fake, concurrency=4):
         if user.user_id == "user-0015":
-            assert fake.in_flight == 3
+            assert fake.in_flight == 4
             break
     gc.collect()
     for _ in range(10):  # the generator's finalizer runs aclose() as a task
@@ -205,7 +206,8 @@ async def test_cancelling_the_consumer_cancels_requests_in_flight() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert fake.in_flight == 0
-    assert len(fake.cancelled) == 5
+    # The place page 10 gave up may have gone to page 60 before the cancellation reached it.
+    assert {10, 20, 30, 40, 50} <= set(fake.cancelled)
     assert not _other_tasks()
 
 
@@ -471,3 +473,112 @@ async def test_eager_pages_beyond_the_count_are_dropped() -> None:
     assert sorted(fake.cancelled) == [20, 30]
     assert fake.in_flight == 0
     assert not _other_tasks()
+
+
+# --- Scheduling: places per attempt, the reorder buffer, the head first --------------------------
+
+
+class _Attempts:
+    """A fetch that goes through a RetryPolicy, as the client's does; ``fail_once`` offsets
+    raise a retryable 429 on their first attempt. Counts attempts in flight."""
+
+    def __init__(self, fake: FakeUsers, fail_once: set[int], policy: RetryPolicy) -> None:
+        self.fake = fake
+        self.fail_once = set(fail_once)
+        self.policy = policy
+
+    async def fetch(self, offset: int, limit: int) -> UserMetricsPage:
+        async def attempt() -> UserMetricsPage:
+            if offset in self.fail_once:
+                self.fail_once.discard(offset)
+                raise RateLimitError("slow down", retry_after=5.0, status=429, method="POST",
+                                     path="/v1/user/metrics/query")  # fmt: skip
+            return await self.fake.fetch(offset, limit)
+
+        return await self.policy.call(attempt, what=f"page {offset}")
+
+
+async def test_a_request_waiting_out_a_retry_holds_no_slot(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    backoff = asyncio.Event()
+    waiting: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, result: Any = None) -> Any:
+        if seconds == 5.0:  # the retry's Retry-After: held until the test lets it go
+            waiting.append(seconds)
+            await backoff.wait()
+        return await real_sleep(0, result)
+
+    monkeypatch.setattr("helicone_users._retry.asyncio.sleep", sleep)
+    fake = FakeUsers(_ids(100))
+    fake.blocked = {20, 30}
+    attempts = _Attempts(fake, {10}, RetryPolicy())
+    pager = UserMetricsPager(attempts.fetch, page_size=10, concurrency=2, ascending_user_id=True)
+    async with pager:
+        task = asyncio.ensure_future(_collect(pager))
+        for _ in range(20):
+            await real_sleep(0)
+        # Page 10 waits out its backoff; both places went to pages 20 and 30.
+        assert waiting == [5.0]
+        assert sorted(fake.calls) == [0, 20, 30]
+        assert fake.in_flight == 2
+        fake.blocked.clear()
+        fake._never.set()
+        backoff.set()
+        assert await task == _ids(100)
+    assert fake.max_in_flight == 2
+    assert fake.calls.count(10) == 1  # the failed attempt never reached the fake
+
+
+async def test_the_page_awaited_next_gets_the_first_free_slot() -> None:
+    fake = FakeUsers(_ids(100))
+    attempts = _Attempts(fake, {10}, RetryPolicy.testing())
+    pager = UserMetricsPager(attempts.fetch, page_size=10, concurrency=1, ascending_user_id=True)
+    assert await _collect(pager) == _ids(100)
+    # Page 10 gave its place to page 20 while it waited, then went before pages 30 to 90,
+    # which had queued for a place long before it came back.
+    assert fake.calls == [0, 20, 10, *range(30, 100, 10)]
+
+
+@pytest.mark.parametrize(("concurrency", "buffer"), [(1, 0), (2, 3), (4, 4), (3, 10)])
+async def test_the_reorder_buffer_bound_is_never_exceeded(concurrency: int, buffer: int) -> None:
+    # Later pages answer first, and the caller dawdles, so fetched pages pile up ahead.
+    delays = {offset: 0.001 * (offset % 30 == 0) for offset in range(0, 400, 10)}
+    fake = FakeUsers(_ids(400), delays=delays)
+    pager = UserMetricsPager(
+        fake.fetch, page_size=10, concurrency=concurrency, ascending_user_id=True, buffer=buffer
+    )
+    delivered, ahead = 0, []
+    async for page in pager.pages():
+        delivered += 1
+        for _ in range(10):
+            await asyncio.sleep(0)
+        ahead.append(len(fake.calls) - delivered)
+    assert delivered == 40
+    assert max(ahead) == buffer
+    assert fake.max_in_flight == min(concurrency, buffer + 1)
+
+
+async def test_order_and_exactly_once_hold_under_random_faults_and_delays() -> None:
+    import random
+
+    rng = random.Random(7)
+    offsets = range(0, 1000, 10)
+    fake = FakeUsers(_ids(1000), delays={o: rng.random() / 500 for o in offsets})
+    failing = {o for o in offsets if rng.random() < 0.3}
+    attempts = _Attempts(fake, failing, RetryPolicy.testing())
+    pager = UserMetricsPager(attempts.fetch, page_size=10, concurrency=8, ascending_user_id=True)
+    async with pager:
+        assert await _collect(pager) == _ids(1000)
+    assert sorted(fake.calls) == list(offsets)
+    assert fake.max_in_flight <= 8
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_a_bad_buffer_is_refused(bad: Any) -> None:
+    with pytest.raises(InvalidRequestError) as info:
+        UserMetricsPager(FakeUsers([]).fetch, page_size=10, concurrency=2,
+                         ascending_user_id=True, buffer=bad)  # fmt: skip
+    assert info.value.field == "buffer"

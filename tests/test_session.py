@@ -7,7 +7,6 @@ import email.utils
 import inspect
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import aiohttp
 import aiohttp.client_exceptions
@@ -32,7 +31,7 @@ from helicone_users._errors import (
     UnprocessableEntityError,
 )
 from helicone_users._retry import RetryPolicy
-from helicone_users._session import RateLimiter, Session, translate_exception
+from helicone_users._session import Session, translate_exception
 
 BASE = "https://api.example.test"
 URL = BASE + "/v1/user/query"
@@ -357,63 +356,6 @@ async def test_a_numeric_timeout_becomes_total_with_a_short_connect_timeout() ->
     with pytest.raises(InvalidRequestError):
         Session(base_url=BASE, authorization="Bearer k", timeout=0)
     await s.aclose()
-
-
-class _FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
-async def test_rate_limiter_admits_count_per_period_then_waits_for_the_window() -> None:
-    clock = _FakeClock()
-    limiter = RateLimiter(3, 60.0, clock=clock, sleep=clock.sleep)
-    for _ in range(3):
-        await limiter.acquire()
-    assert clock.slept == []
-    await limiter.acquire()
-    assert clock.slept == [60.0]
-
-
-async def test_rate_limiter_serves_waiters_in_arrival_order() -> None:
-    clock = _FakeClock()
-    limiter = RateLimiter(1, 1.0, clock=clock, sleep=clock.sleep)
-    order: list[int] = []
-
-    async def take(i: int) -> None:
-        await limiter.acquire()
-        order.append(i)
-
-    await asyncio.gather(*(take(i) for i in range(5)))
-    assert order == [0, 1, 2, 3, 4]
-    assert clock.now == 4.0
-
-
-@pytest.mark.parametrize("bad", [(0, 60), (10, 0), (1.5, 60), "200/60"])
-def test_a_bad_rate_limit_is_refused(bad: Any) -> None:
-    with pytest.raises(InvalidRequestError) as info:
-        Session(base_url=BASE, authorization="Bearer k", rate_limit=bad)
-    assert info.value.field == "rate_limit"
-
-
-async def test_the_session_rate_limit_gates_every_request(mocked: aioresponses) -> None:
-    mocked.post(URL, payload={}, repeat=True)
-    s = Session(base_url=BASE, authorization="Bearer k", rate_limit=(2, 60))
-    assert s.rate_limiter is not None
-    clock = _FakeClock()
-    s.rate_limiter._clock = clock
-    s.rate_limiter._sleep = clock.sleep
-    async with s:
-        await asyncio.gather(*(s.post_json(PATH, {}) for _ in range(5)))
-    assert clock.slept == [60.0, 60.0]
 
 
 def test_credentials_in_an_aiohttp_error_are_redacted_before_chaining() -> None:
