@@ -36,6 +36,7 @@ from helicone_users._models import (
     UserStats,
 )
 from helicone_users._pagination import UserMetricsPager
+from helicone_users._ratelimit import LocalRateLimit, RateLimit, RedisRateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users._types import NOT_GIVEN, NotGiven
 from helicone_users.filters import ALL, F, Filter, U, all_of, any_of, coerce
@@ -79,11 +80,14 @@ __all__ = [
     "IgnoredFilterWarning",
     "InternalServerError",
     "InvalidRequestError",
+    "LocalRateLimit",
     "MetricsOverview",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
+    "RateLimit",
     "RateLimitError",
+    "RedisRateLimit",
     "ResponseValidationError",
     "RetryPolicy",
     "U",

@@ -178,12 +178,15 @@ class Users:
         sort: tuple[str, SortDirection] | None = None,
         timezone_difference_minutes: int | None = None,
         eager: bool = False,
+        buffer: int | None = None,
     ) -> UserMetricsPager:
         """Every matching user, as a pager (``await`` = first page, ``async for`` = users).
 
         Stable by default: without ``sort`` users come by ``user_id`` ascending; without
         ``time_range`` the window ends at this call, so users arriving during a long export do
-        not shift pages (pass ``time_range=None`` for no window at all). ``eager=True`` starts
+        not shift pages (pass ``time_range=None`` for no window at all). ``concurrency``
+        requests are in flight at most; ``buffer`` pages (default ``8 * concurrency``) may be
+        fetched ahead of the one being delivered, which bounds memory. ``eager=True`` starts
         the first ``concurrency`` pages together, before the first page reveals the total: one
         round trip fewer, but up to ``concurrency - 1`` requests wasted on a short listing.
         """
@@ -206,6 +209,7 @@ class Users:
             concurrency=fan_out,
             ascending_user_id=order[0] in ("user_id", "id") and order[1] == "asc",
             eager=bool(eager),
+            buffer=buffer,
         )
 
     async def overview(

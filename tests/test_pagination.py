@@ -551,7 +551,7 @@ async def test_the_reorder_buffer_bound_is_never_exceeded(concurrency: int, buff
         fake.fetch, page_size=10, concurrency=concurrency, ascending_user_id=True, buffer=buffer
     )
     delivered, ahead = 0, []
-    async for page in pager.pages():
+    async for _page in pager.pages():
         delivered += 1
         for _ in range(10):
             await asyncio.sleep(0)

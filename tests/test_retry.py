@@ -249,3 +249,20 @@ async def test_each_retry_is_logged_with_reason_attempt_and_wait(
     assert "ServerDisconnectedError" in messages[1]
     assert "attempt 2/4" in messages[1]
     assert all(record.levelno == logging.WARNING for record in caplog.records)
+
+
+def test_the_repr_shows_the_retried_statuses_as_ranges() -> None:
+    text = repr(RetryPolicy())
+    assert "retry_statuses={408, 409, 429, 500, 502-504, 506-599}" in text
+    assert len(text) < 200
+    assert "retry_statuses={429, 503}" in repr(RetryPolicy(retry_statuses={503, 429}))
+
+
+async def test_in_test_mode_the_retry_log_says_the_wait_was_skipped(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    error = _status(InternalServerError, 503, {"Retry-After": "1"})
+    await RetryPolicy.testing().call(_Flaky(error), what="POST /x")
+    (message,) = [r.getMessage() for r in caplog.records if r.name == "helicone_users"]
+    assert "test mode: not waiting 1.00 s" in message
+    assert "; waiting" not in message

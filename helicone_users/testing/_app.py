@@ -53,6 +53,7 @@ class EmulatorState:
         faults: FaultPlan | None,
         rate_limit: tuple[int, float] | None,
         seed: int,
+        rate_limit_window: str = "fixed",
         weave_max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
         weave_prices: Mapping[str, ModelPrice] | None = None,
     ) -> None:
@@ -65,7 +66,7 @@ class EmulatorState:
         self.quirks = quirks
         self.context = Context(quirks, salt=seed)
         self.faults = FaultInjector(faults)
-        self.limiter = RateLimiter(*rate_limit) if rate_limit else None
+        self.limiter = RateLimiter(*rate_limit, mode=rate_limit_window) if rate_limit else None
         self.logger = logger
         self.seen_requests = 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import hmac
 import json
 import math
@@ -14,6 +15,7 @@ NO_KEY: Final = {"error": "No API key found", "trace": "isAuthenticated.error"}
 BAD_HEADER: Final = {"error": "Invalid auth header"}
 BAD_HEADER_FORMAT: Final = {"error": "Invalid auth header format"}
 TOO_MANY: Final = {"error": "Too many requests, please try again later."}
+RATE_LIMIT_MODES: Final = ("fixed", "sliding")
 
 
 def check_auth(headers: Mapping[str, str], api_key: str, *, raw_key: bool) -> dict[str, Any] | None:
@@ -50,32 +52,61 @@ def _key_matches(token: str, api_key: str, *, raw_key: bool) -> bool:
 
 
 class RateLimiter:
-    """A fixed window of ``limit`` requests per ``window`` seconds (express-rate-limit style)."""
+    """``limit`` requests per ``window`` seconds, with the draft-6 headers on every answer.
+
+    ``"fixed"`` (the hosted server's express-rate-limit): a window starts with its first request
+    and every request in it counts, refused ones too. ``"sliding"`` (a gateway in front of the
+    API): at most ``limit`` admitted requests in any span of ``window`` seconds; ``Reset`` and
+    ``Retry-After`` say when the oldest of them leaves the window.
+    """
 
     def __init__(
-        self, limit: int, window: float, *, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window: float,
+        *,
+        mode: str = "fixed",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if mode not in RATE_LIMIT_MODES:
+            raise ValueError(f"rate limit mode must be one of {RATE_LIMIT_MODES}, got {mode!r}")
         self.limit = limit
         self.window = window
+        self.mode = mode
         self._clock = clock
         self._reset_at = 0.0
         self._used = 0
+        self._admitted: collections.deque[float] = collections.deque()
 
     def hit(self) -> tuple[bool, dict[str, str]]:
         """Count one request; returns whether it may pass and the draft-6 headers."""
         now = self._clock()
+        if self.mode == "sliding":
+            allowed, remaining, reset = self._slide(now)
+        else:
+            allowed, remaining, reset = self._fix(now)
+        headers = {
+            "RateLimit-Policy": f"{self.limit};w={math.ceil(self.window)}",
+            "RateLimit-Limit": str(self.limit),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(max(0, math.ceil(reset))),
+        }
+        if not allowed:
+            headers["Retry-After"] = headers["RateLimit-Reset"]
+        return allowed, headers
+
+    def _fix(self, now: float) -> tuple[bool, int, float]:
         if now >= self._reset_at:
             self._reset_at = now + self.window
             self._used = 0
         self._used += 1
-        allowed = self._used <= self.limit
-        reset = max(0, math.ceil(self._reset_at - now))
-        headers = {
-            "RateLimit-Policy": f"{self.limit};w={math.ceil(self.window)}",
-            "RateLimit-Limit": str(self.limit),
-            "RateLimit-Remaining": str(max(0, self.limit - self._used)),
-            "RateLimit-Reset": str(reset),
-        }
-        if not allowed:
-            headers["Retry-After"] = str(reset)
-        return allowed, headers
+        return self._used <= self.limit, max(0, self.limit - self._used), self._reset_at - now
+
+    def _slide(self, now: float) -> tuple[bool, int, float]:
+        admitted = self._admitted
+        while admitted and now - admitted[0] >= self.window:
+            admitted.popleft()
+        allowed = len(admitted) < self.limit
+        if allowed:
+            admitted.append(now)
+        return allowed, self.limit - len(admitted), admitted[0] + self.window - now

@@ -8,13 +8,14 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
 from helicone_users._config import WEAVE_MAX_RANGE_DAYS
 from helicone_users._errors import InvalidRequestError
 from helicone_users.testing._app import EmulatorState, build_app
+from helicone_users.testing._auth import RATE_LIMIT_MODES
 from helicone_users.testing._faults import FaultPlan
 from helicone_users.testing._jsonl import normalize_rows, read_jsonl, write_jsonl
 from helicone_users.testing._quirks import resolve_quirks
@@ -37,7 +38,9 @@ class Emulator:
                 page = await client.users.metrics(limit=10)
 
     Rows follow the JSONL request format (see the README); they are validated together and
-    stored in one transaction, so a bad row leaves nothing half-loaded.
+    stored in one transaction, so a bad row leaves nothing half-loaded. ``rate_limit=(200, 60)``
+    limits requests as the hosted server does (a fixed window); ``rate_limit_window="sliding"``
+    counts them in a sliding window instead, as gateways in front of an API may.
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Emulator:
         quirks: Iterable[str] | str = (),
         faults: FaultPlan | None = None,
         rate_limit: tuple[int, float] | None = None,
+        rate_limit_window: Literal["fixed", "sliding"] = "fixed",
         seed: int = 0,
         weave_max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
     ) -> None:
@@ -62,6 +66,13 @@ class Emulator:
         self.quirks = resolve_quirks(quirks)
         self.faults = faults
         self.rate_limit = rate_limit
+        if rate_limit_window not in RATE_LIMIT_MODES:
+            raise InvalidRequestError(
+                f"rate_limit_window must be 'fixed' (the hosted server's) or 'sliding', "
+                f"got {rate_limit_window!r}",
+                field="rate_limit_window",
+            )
+        self.rate_limit_window = rate_limit_window
         self.seed = seed
         self.weave_max_range_days = weave_max_range_days
         self._synthetic: dict[str, Any] | None = None
@@ -128,6 +139,7 @@ class Emulator:
             quirks=self.quirks,
             faults=self.faults,
             rate_limit=self.rate_limit,
+            rate_limit_window=self.rate_limit_window,
             seed=self.seed,
             weave_max_range_days=self.weave_max_range_days,
         )
