@@ -256,18 +256,32 @@ def _field_source(i: int, plan: _Plan, hooks: dict[str, Any]) -> list[str]:
         hooks[f"_h{i}"] = _fast_hook(plan.item)
         lines.append(f"    if {var}.__class__ is not list: raise TypeError('expected a list')")
         lines.append(f"    {var} = tuple([_h{i}(x) for x in {var}])")
+    elif plan.kind == "int":
+        # Quoted integers (ClickHouse's) are common: convert them here, without a call.
+        zero = ", True" if plan.null_is_zero else ""
+        lines.append(f"    if {var}.__class__ is not int:")
+        lines.append(f"        if {var}.__class__ is str:")
+        lines.append("            try:")
+        lines.append(f"                {var} = _int({var})")
+        lines.append("            except ValueError:")
+        lines.append(f"                {var} = _c_int({var})")
+        lines.append(f"        else: {var} = _c_int({var}{zero})")
     elif plan.kind in _EXACT_TYPE:
         zero = ", True" if plan.null_is_zero else ""
-        # A float must also be finite: the chained comparison is False for NaN and infinities.
-        finite = f" or not -_INF < {var} < _INF" if plan.kind == "float" else ""
+        # A float must also be finite: x - x is 0.0 (false) for finite x, NaN (true) otherwise.
+        finite = f" or {var} - {var}" if plan.kind == "float" else ""
         lines.append(
             f"    if {var}.__class__ is not {_EXACT_TYPE[plan.kind]}{finite}: "
             f"{var} = _c_{plan.kind}({var}{zero})"
         )
     elif plan.kind == "opt_int":
-        lines.append(
-            f"    if {var} is not None and {var}.__class__ is not int: {var} = _c_opt_int({var})"
-        )
+        lines.append(f"    if {var} is not None and {var}.__class__ is not int:")
+        lines.append(f"        if {var}.__class__ is str:")
+        lines.append("            try:")
+        lines.append(f"                {var} = _int({var})")
+        lines.append("            except ValueError:")
+        lines.append(f"                {var} = _c_int({var})")
+        lines.append(f"        else: {var} = _c_opt_int({var})")
     else:  # datetime: the common "…Z" string parses in C on Python 3.11+, else the slow path
         lines.append(f"    if {var}.__class__ is str:")
         lines.append("        try:")
@@ -295,7 +309,11 @@ def _fast_hook(cls: type[Any]) -> Callable[[Any], Any]:
     plans = _plans(cls)
     namespace: dict[str, Any] = {f"_c_{kind}": fn for kind, fn in _CONVERT.items()}
     namespace.update(
-        _cls=cls, _new=object.__new__, _fromiso=datetime.fromisoformat, _UTC=_UTC, _INF=math.inf
+        _cls=cls,
+        _new=object.__new__,
+        _fromiso=datetime.fromisoformat,
+        _UTC=_UTC,
+        _int=int,
     )
     for field in attrs.fields(cls):
         if field.default is not attrs.NOTHING:
