@@ -35,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _server import serve_in_process
 
-from helicone_users import AsyncHeliconeUsers, RetryPolicy
-from helicone_users import _converter
+from helicone_users import AsyncHeliconeUsers, RetryPolicy, _converter
 
 DELAY = 0.050
 PAGES = 100
@@ -141,10 +140,9 @@ async def sdk(base_url: str) -> int:
     delivered = 0
     async with AsyncHeliconeUsers(
         "bench", base_url=base_url, retry=RetryPolicy.disabled(), max_concurrency=CPU_CONCURRENCY
-    ) as client:
-        async with client.users.iter_metrics(page_size=CPU_PAGE_SIZE) as pager:
-            async for _user in pager:
-                delivered += 1
+    ) as client, client.users.iter_metrics(page_size=CPU_PAGE_SIZE) as pager:
+        async for _user in pager:
+            delivered += 1
     return delivered
 
 
