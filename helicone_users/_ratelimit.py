@@ -118,7 +118,37 @@ def _pace(count: Any, period: Any, burst: Any, margin: Any) -> _Pace:
     return _Pace(count, float(period), burst, float(margin))
 
 
-class LocalRateLimit:
+class _Paced:
+    """What both limiters share: the pace, its numbers, and adopting a stricter one."""
+
+    _pace: _Pace
+
+    @property
+    def count(self) -> int:
+        """Requests per period."""
+        return self._pace.count
+
+    @property
+    def period(self) -> float:
+        """The period in seconds."""
+        return self._pace.period
+
+    def adopt(self, count: int, period: float) -> None:
+        """Use ``count`` requests per ``period`` seconds from now on, if that is stricter."""
+        stricter = self._pace.stricter(count, period)
+        if stricter is not None:
+            _log.warning(
+                "the server allows %d requests per %g s, fewer than this limit's %d per %g s: "
+                "using the server's",
+                count,
+                period,
+                self._pace.count,
+                self._pace.period,
+            )
+            self._pace = stricter
+
+
+class LocalRateLimit(_Paced):
     """At most ``count`` requests in any ``period`` seconds, for every client in this process
     that shares the object; waiters are served in arrival order.
 
@@ -147,16 +177,6 @@ class LocalRateLimit:
         self._tat = float("-inf")  # the theoretical arrival time of the next request
         self._lock: asyncio.Lock | None = None
 
-    @property
-    def count(self) -> int:
-        """Requests per period."""
-        return self._pace.count
-
-    @property
-    def period(self) -> float:
-        """The period in seconds."""
-        return self._pace.period
-
     def __repr__(self) -> str:
         pace = self._pace
         return f"LocalRateLimit({pace.count}, {pace.period:g}, burst={pace.burst})"
@@ -178,20 +198,6 @@ class LocalRateLimit:
     async def pause(self, seconds: float) -> None:
         """Grant nothing for the next ``seconds``."""
         self._tat = max(self._tat, self._clock() + seconds + self._pace.tolerance)
-
-    def adopt(self, count: int, period: float) -> None:
-        """Use ``count`` requests per ``period`` seconds from now on, if that is stricter."""
-        stricter = self._pace.stricter(count, period)
-        if stricter is not None:
-            _log.warning(
-                "the server allows %d requests per %g s, fewer than this limit's %d per %g s: "
-                "using the server's",
-                count,
-                period,
-                self._pace.count,
-                self._pace.period,
-            )
-            self._pace = stricter
 
     async def aclose(self) -> None:
         """Nothing to release; here for the protocol."""
@@ -230,7 +236,7 @@ return 0
 """
 
 
-class RedisRateLimit:
+class RedisRateLimit(_Paced):
     """One budget shared by every process and host that names it: at most ``count`` requests
     in any ``period`` seconds, granted by one atomic GCRA step in Redis per request.
 
@@ -244,7 +250,9 @@ class RedisRateLimit:
                 ...
 
     The key holds one number and expires once the budget is idle again; a request cancelled
-    while it waits gives up its grant, and never leaves a lock behind.
+    while it waits gives up its grant, and never leaves a lock behind. A pause (a spent budget)
+    reaches every process; a stricter budget announced by the server is adopted by each process
+    as it sees it.
     """
 
     def __init__(
@@ -271,16 +279,6 @@ class RedisRateLimit:
         self._lock: asyncio.Lock | None = None
         self._paused_until = 0.0  # this process's own pauses, in time.monotonic()
         self._closed = False
-
-    @property
-    def count(self) -> int:
-        """Requests per period."""
-        return self._pace.count
-
-    @property
-    def period(self) -> float:
-        """The period in seconds."""
-        return self._pace.period
 
     def __repr__(self) -> str:
         pace = self._pace
@@ -321,12 +319,6 @@ class RedisRateLimit:
         """Grant nothing, in any process sharing the budget, for the next ``seconds``."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
         await self._run(self._pause_script, self._micros(seconds))
-
-    def adopt(self, count: int, period: float) -> None:
-        """Use ``count`` requests per ``period`` seconds in this process, if that is stricter."""
-        stricter = self._pace.stricter(count, period)
-        if stricter is not None:
-            self._pace = stricter
 
     async def aclose(self) -> None:
         """Close the Redis connections (unless the client was passed in); idempotent."""

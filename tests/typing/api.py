@@ -12,7 +12,10 @@ from helicone_users import (
     AsyncHeliconeUsers,
     F,
     HistogramRow,
+    LocalRateLimit,
     MetricsOverview,
+    RateLimit,
+    RedisRateLimit,
     RetryPolicy,
     U,
     UserMetrics,
@@ -40,6 +43,15 @@ async def construct() -> None:
     async with aiohttp.ClientSession() as session:
         shared = AsyncHeliconeUsers(session=session, timeout=aiohttp.ClientTimeout(total=10))
         await shared.aclose()
+    budget: RateLimit = LocalRateLimit(200, 60, burst=5, margin=0.1)
+    async with (
+        RedisRateLimit("redis://localhost:6379/0", 200, 60, name="acme") as shared_budget,
+        AsyncHeliconeUsers(rate_limit=shared_budget) as limited,
+    ):
+        pager: UserMetricsPager = limited.users.iter_metrics(concurrency=16, buffer=64)
+        ahead: int = pager.buffer
+        del pager, ahead
+    await budget.aclose()
     testing: RetryPolicy = RetryPolicy.testing()
     none: RetryPolicy = RetryPolicy.disabled().without_sleep()
     RetryPolicy.set_testing(True)
