@@ -249,7 +249,11 @@ _EXACT_TYPE = {"str": "str", "int": "int", "float": "float", "bool": "bool"}
 
 def _field_source(i: int, plan: _Plan, hooks: dict[str, Any]) -> list[str]:
     var = f"v{i}"
-    read = f"o.get({plan.wire!r}, _d_{plan.name})" if plan.has_default else f"o[{plan.wire!r}]"
+    read = (
+        f"o[{plan.wire!r}] if {plan.wire!r} in o else _d_{plan.name}"
+        if plan.has_default
+        else f"o[{plan.wire!r}]"
+    )
     lines = [f"    {var} = {read}"]
     if plan.kind == "models":
         assert plan.item is not None

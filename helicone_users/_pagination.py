@@ -103,6 +103,8 @@ class _Seen:
         self._ids: set[str] = set()
 
     def fresh(self, users: tuple[UserMetrics, ...]) -> tuple[UserMetrics, ...]:
+        if self._ascending and self._ascends_past_last(users):
+            return users
         kept: list[UserMetrics] = []
         for user in users:
             if self._ascending:
@@ -115,6 +117,17 @@ class _Seen:
                 self._ids.add(user.user_id)
             kept.append(user)
         return users if len(kept) == len(users) else tuple(kept)
+
+    def _ascends_past_last(self, users: tuple[UserMetrics, ...]) -> bool:
+        """The common case, checked without building a list: every id is new and above the
+        one before (then the last is moved on)."""
+        last = self._last
+        for user in users:
+            if last is not None and user.user_id <= last:
+                return False
+            last = user.user_id
+        self._last = last
+        return True
 
 
 class _Source:
