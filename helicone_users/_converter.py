@@ -306,6 +306,35 @@ def _slot_setter(cls: type[Any], name: str) -> Callable[[Any, Any], None]:
     return setter
 
 
+def _twin(cls: type[Any]) -> type[Any] | None:
+    """A plain class with ``cls``'s bases and slots, whose instances can become ``cls``
+    instances by ``__class__`` assignment; ``None`` where the layouts do not allow it."""
+    twin = type(f"_{cls.__name__}Fill", cls.__bases__, {"__slots__": cls.__dict__["__slots__"]})
+    probe = twin()
+    try:
+        probe.__class__ = cls
+    except TypeError:  # e.g. a __weakref__ slot of the class itself (the models inherit theirs)
+        return None
+    return twin
+
+
+def _fill_source(cls: type[Any], plans: list[_Plan], namespace: dict[str, Any]) -> list[str]:
+    """The lines that build the instance from v0.. without the attrs __init__ (no validators or
+    converters are declared on the models): plain slot stores on a twin, then a class swap,
+    else one slot descriptor call per field."""
+    twin = _twin(cls)
+    if twin is not None:
+        namespace["_twin"] = twin
+        lines = ["    self = _twin()"]
+        lines += [f"    self.{plan.name} = v{i}" for i, plan in enumerate(plans)]
+        return [*lines, "    self.__class__ = _cls", "    return self"]
+    lines = ["    self = _new(_cls)"]
+    for i, plan in enumerate(plans):
+        namespace[f"_set{i}"] = _slot_setter(cls, plan.name)
+        lines.append(f"    _set{i}(self, v{i})")
+    return [*lines, "    return self"]
+
+
 def _fast_hook(cls: type[Any]) -> Callable[[Any], Any]:
     """Generate (once per class) straight-line code that builds ``cls`` from a wire dict."""
     if cls in _FAST_HOOKS:
@@ -329,13 +358,7 @@ def _fast_hook(cls: type[Any]) -> Callable[[Any], Any]:
     ]
     for i, plan in enumerate(plans):
         body.extend(_field_source(i, plan, hooks))
-    # Fill the slots directly: same result as the attrs __init__ (no validators or converters
-    # are declared on the models), at a third of the cost per object.
-    body.append("    self = _new(_cls)")
-    for i, plan in enumerate(plans):
-        namespace[f"_set{i}"] = _slot_setter(cls, plan.name)
-        body.append(f"    _set{i}(self, v{i})")
-    body.append("    return self")
+    body.extend(_fill_source(cls, plans, namespace))
     namespace.update(hooks)
     exec(compile("\n".join(body), f"<structure {cls.__name__}>", "exec"), namespace)
     hook: Callable[[Any], Any] = namespace["structure"]

@@ -20,8 +20,15 @@ __all__ = [
 ]
 
 
+class _Result:
+    """The base of the result models: it holds their weak-reference slot, so that the
+    converter can build them as plain slotted objects and then give them their class."""
+
+    __slots__ = ("__weakref__",)
+
+
 @attrs.frozen(kw_only=True, slots=True)
-class UserMetrics:
+class UserMetrics(_Result):
     """One user's aggregates from ``/v1/user/metrics/query``; datetimes are aware UTC, cost USD."""
 
     id: str
@@ -39,7 +46,7 @@ class UserMetrics:
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class UserMetricsPage:
+class UserMetricsPage(_Result):
     """One page of users; ``count`` is the total that match, ``has_users`` is org-wide."""
 
     users: tuple[UserMetrics, ...]
@@ -58,7 +65,7 @@ class UserMetricsPage:
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class HistogramRow:
+class HistogramRow(_Result):
     """One histogram bin: ``value`` users (may be fractional) in ``[range_start, range_end]``."""
 
     range_start: float
@@ -67,7 +74,7 @@ class HistogramRow:
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class MetricsOverview:
+class MetricsOverview(_Result):
     """Histograms of requests per user and cost per user (USD), from metrics-overview."""
 
     request_count: tuple[HistogramRow, ...]
@@ -75,7 +82,7 @@ class MetricsOverview:
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class UserStats:
+class UserStats(_Result):
     """One user's totals from ``/v1/user/query``; ``cost`` in USD."""
 
     user_id: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
+import weakref
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -20,6 +22,7 @@ from helicone_users import (
     UserMetrics,
     UserMetricsPage,
     UserStats,
+    _converter,
 )
 from helicone_users._converter import fast_metrics_page, make_converter, structure_or_raise
 from helicone_users._models import MetricsQuery, OverviewQuery, TimeFilter, UsersQuery
@@ -69,6 +72,33 @@ def test_a_page_decodes_into_frozen_snake_case_models(converter: cattrs.Converte
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         user.cost = 1.0  # type: ignore[misc]
     assert not hasattr(user, "__dict__")
+
+
+def test_decoded_models_are_plain_instances_of_the_public_classes(
+    converter: cattrs.Converter,
+) -> None:
+    page = converter.structure(_page([_user(1)], count=1), UserMetricsPage)
+    user = page.users[0]
+    assert type(page) is UserMetricsPage
+    assert type(user) is UserMetrics
+    assert user == UserMetrics(**{f.name: getattr(user, f.name) for f in attrs.fields(UserMetrics)})
+    assert weakref.ref(user)() is user
+    assert pickle.loads(pickle.dumps(user)) == user
+    assert attrs.evolve(user, cost=2.0).cost == 2.0
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        user.cost = 1.0  # type: ignore[misc]
+
+
+def test_a_model_with_a_weakref_slot_of_its_own_is_still_decoded() -> None:
+    @attrs.frozen(kw_only=True, slots=True)
+    class Own:
+        name: str
+        count: int
+
+    assert "__weakref__" in Own.__slots__  # the layout the fast fill cannot swap into
+    made = _converter._fast_hook(Own)({"name": "a", "count": "3"})
+    assert type(made) is Own
+    assert made == Own(name="a", count=3)
 
 
 def test_numbers_sent_as_strings_are_accepted(converter: cattrs.Converter) -> None:
