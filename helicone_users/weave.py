@@ -21,13 +21,12 @@ Usage::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import functools
 import logging
 import os
 import warnings
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Final, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,6 +47,7 @@ from helicone_users._config import (
     WEAVE_MAX_RANGE_DAYS,
 )
 from helicone_users._errors import IgnoredFilterWarning, InvalidRequestError
+from helicone_users._pagination import gather_bounded
 from helicone_users._ratelimit import RateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users._session import Service, Session, SessionOwner
@@ -426,23 +426,6 @@ def merge_windows(
     )
 
 
-async def _gather_bounded(jobs: Sequence[Callable[[], Awaitable[_T]]], limit: int) -> list[_T]:
-    """Run ``jobs`` with at most ``limit`` at once, in order; the first failure cancels the rest."""
-    semaphore = asyncio.Semaphore(limit)
-
-    async def run(job: Callable[[], Awaitable[_T]]) -> _T:
-        async with semaphore:
-            return await job()
-
-    tasks = [asyncio.ensure_future(run(job)) for job in jobs]
-    try:
-        return list(await asyncio.gather(*tasks))
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
 # --- the client ----------------------------------------------------------------------------------
 
 
@@ -536,7 +519,7 @@ class AsyncWeaveStats(SessionOwner):
                                max_range)
         _log.debug("POST %s: %d windows of at most %s, granularity %d s", _PATH, len(windows),
                    max_range, size)
-        parts = await _gather_bounded(
+        parts = await gather_bounded(
             [functools.partial(self._post, query.body(low, high, size)) for low, high in windows],
             self._max_concurrency,
         )
