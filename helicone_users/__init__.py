@@ -21,6 +21,7 @@ from helicone_users._errors import (
     IgnoredFilterWarning,
     InternalServerError,
     InvalidRequestError,
+    MissingDependencyError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -34,6 +35,7 @@ from helicone_users._models import (
     UserMetrics,
     UserMetricsPage,
     UserStats,
+    UserStatsList,
 )
 from helicone_users._pagination import UserMetricsPager
 from helicone_users._ratelimit import LocalRateLimit, RateLimit, RedisRateLimit
@@ -82,6 +84,7 @@ __all__ = [
     "InvalidRequestError",
     "LocalRateLimit",
     "MetricsOverview",
+    "MissingDependencyError",
     "NotFoundError",
     "NotGiven",
     "PermissionDeniedError",
@@ -99,6 +102,7 @@ __all__ = [
     "UserMetricsPage",
     "UserMetricsPager",
     "UserStats",
+    "UserStatsList",
     "WeaveStats",
     "__version__",
     "all_of",

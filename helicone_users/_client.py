@@ -47,6 +47,7 @@ from helicone_users._models import (
     UserMetricsPage,
     UsersQuery,
     UserStats,
+    UserStatsList,
 )
 from helicone_users._pagination import UserMetricsPager, gather_bounded
 from helicone_users._ratelimit import RateLimit
@@ -179,6 +180,7 @@ class Users:
         timezone_difference_minutes: int | None = None,
         eager: bool = False,
         buffer: int | None = None,
+        offset: int = 0,
     ) -> UserMetricsPager:
         """Every matching user, as a pager (``await`` = first page, ``async for`` = users).
 
@@ -189,6 +191,7 @@ class Users:
         fetched ahead of the one being delivered, which bounds memory. ``eager=True`` starts
         the first ``concurrency`` pages together, before the first page reveals the total: one
         round trip fewer, but up to ``concurrency - 1`` requests wasted on a short listing.
+        ``offset`` skips that many users (to resume a listing whose ``time_range`` is pinned).
         """
         size = _page_size(page_size)
         fan_out = self._client.max_concurrency if isinstance(concurrency, NotGiven) else concurrency
@@ -197,7 +200,7 @@ class Users:
             time_range = (_EPOCH, datetime.now().astimezone())
         order = sort if sort is not None else ("user_id", "asc")
         template = _metrics_query(
-            filter, 0, size, _time_filter(time_range), order, timezone_difference_minutes
+            filter, offset, size, _time_filter(time_range), order, timezone_difference_minutes
         )
 
         async def fetch(offset: int, limit: int) -> UserMetricsPage:
@@ -210,6 +213,7 @@ class Users:
             ascending_user_id=order[0] in ("user_id", "id") and order[1] == "asc",
             eager=bool(eager),
             buffer=buffer,
+            offset=offset,
         )
 
     async def overview(
@@ -255,14 +259,15 @@ class Users:
         time_range: TimeRange | None = None,
         time_unit: TimeUnit = "s",
         concurrency: int | NotGiven = NOT_GIVEN,
-    ) -> list[UserStats]:
+    ) -> UserStatsList:
         """Totals per user (``/v1/user/query``): requests, tokens and cost in USD.
 
         ``user_ids`` are de-duplicated and sent in chunks of 100, fetched concurrently and
         merged in the order given; an empty list returns ``[]`` without a request. Without ids
         the server returns at most 100 arbitrary users (HeliconeWarning); list everyone with
         ``iter_metrics``. ``time_unit="ms"`` sends the window in milliseconds, which the hosted
-        server reads (its ``…UnixSeconds`` fields are parsed as milliseconds).
+        server reads (its ``…UnixSeconds`` fields are parsed as milliseconds). The list also
+        has ``to_arrow()``, ``to_polars()`` and ``to_pandas()``.
         """
         if time_unit not in ("s", "ms"):
             raise InvalidRequestError(
@@ -279,7 +284,7 @@ class Users:
                 ),
                 stacklevel=2,
             )
-            return await self._query_chunk(UsersQuery(time_filter=window))
+            return UserStatsList(await self._query_chunk(UsersQuery(time_filter=window)))
         ids = _user_ids(user_ids)
         chunks = [
             ids[i : i + MAX_USER_IDS_PER_QUERY] for i in range(0, len(ids), MAX_USER_IDS_PER_QUERY)
@@ -288,7 +293,7 @@ class Users:
             [self._chunk_call(UsersQuery(user_ids=chunk, time_filter=window)) for chunk in chunks],
             fan_out,
         )
-        return _merge_stats(ids, results)
+        return UserStatsList(_merge_stats(ids, results))
 
     def _chunk_call(self, query: UsersQuery) -> Any:
         return lambda: self._query_chunk(query)

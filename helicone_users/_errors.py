@@ -6,6 +6,7 @@
     ├── InvalidRequestError (ValueError)       bad input, refused before anything is sent
     │   └── FilterError                        a filter the API cannot express
     │       └── UnknownFieldError (AttributeError) ``F.latncy``: no such field or operator
+    ├── MissingDependencyError (ImportError)   an optional library is missing; names the extra
     └── APIError                               something went wrong talking to a server
         ├── APIStatusError                     the server answered with an error status
         │   ├── BadRequestError                400
@@ -48,6 +49,7 @@ __all__ = [
     "IgnoredFilterWarning",
     "InternalServerError",
     "InvalidRequestError",
+    "MissingDependencyError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -210,6 +212,14 @@ class ResponseValidationError(APIError):
         super().__init__(message, method=method, path=path)
         self.field_path = field_path
         self.body_snippet = body_snippet
+
+
+class MissingDependencyError(HeliconeError, ImportError):
+    """An optional library a feature needs is not installed; ``extra`` is what to install."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class HeliconeWarning(UserWarning):

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
 import attrs
+
+from helicone_users._tables import Tabular
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "HistogramRow",
@@ -16,6 +21,7 @@ __all__ = [
     "UserMetrics",
     "UserMetricsPage",
     "UserStats",
+    "UserStatsList",
     "UsersQuery",
 ]
 
@@ -46,7 +52,7 @@ class UserMetrics(_Result):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class UserMetricsPage(_Result):
+class UserMetricsPage(_Result, Tabular):
     """One page of users; ``count`` is the total that match, ``has_users`` is org-wide."""
 
     users: tuple[UserMetrics, ...]
@@ -63,6 +69,13 @@ class UserMetricsPage(_Result):
             return None
         return following
 
+    def to_arrow(self) -> pa.Table:
+        """This page's users as a ``pyarrow.Table`` with the users schema (see the pager's
+        ``to_arrow``); needs the ``arrow`` extra."""
+        from helicone_users._tables import USER_COLUMNS, table_of
+
+        return table_of(self.users, USER_COLUMNS)
+
 
 @attrs.frozen(kw_only=True, slots=True)
 class HistogramRow(_Result):
@@ -74,11 +87,18 @@ class HistogramRow(_Result):
 
 
 @attrs.frozen(kw_only=True, slots=True)
-class MetricsOverview(_Result):
+class MetricsOverview(_Result, Tabular):
     """Histograms of requests per user and cost per user (USD), from metrics-overview."""
 
     request_count: tuple[HistogramRow, ...]
     user_cost: tuple[HistogramRow, ...]
+
+    def to_arrow(self) -> pa.Table:
+        """Both histograms as one ``pyarrow.Table``: ``histogram`` (``"request_count"`` or
+        ``"user_cost"``) string, ``range_start``, ``range_end``, ``value`` float64."""
+        from helicone_users._tables import overview_table
+
+        return overview_table(self)
 
 
 @attrs.frozen(kw_only=True, slots=True)
@@ -90,6 +110,20 @@ class UserStats(_Result):
     prompt_tokens: int
     completion_tokens: int
     cost: float
+
+
+class UserStatsList(list[UserStats], Tabular):
+    """The list ``users.query()`` returns: a plain list of UserStats (equal to one) that also
+    converts to a table: ``user_id`` string, ``count``, ``prompt_tokens``,
+    ``completion_tokens`` int64, ``cost`` float64 (USD)."""
+
+    __slots__ = ()
+
+    def to_arrow(self) -> pa.Table:
+        """The totals as a ``pyarrow.Table``, one row per user; needs the ``arrow`` extra."""
+        from helicone_users._tables import STATS_COLUMNS, table_of
+
+        return table_of(self, STATS_COLUMNS)
 
 
 # --- Request bodies (built by the client, unstructured by the converter into wire names) ---------
@@ -147,3 +181,4 @@ for _cls in (TimeFilter, MetricsQuery, OverviewQuery, UsersQuery, *_PUBLIC):
 for _cls in _PUBLIC:
     _cls.__module__ = "helicone_users"
 del _cls
+UserStatsList.__module__ = "helicone_users"

@@ -16,7 +16,7 @@ import itertools
 import warnings
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
@@ -24,6 +24,11 @@ from helicone_users._config import DEFAULT_BUFFER_PER_SLOT
 from helicone_users._errors import CountChangedWarning, InvalidRequestError
 from helicone_users._models import UserMetrics, UserMetricsPage
 from helicone_users._retry import hold_slot
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
 __all__ = ["UserMetricsPager", "gather_bounded"]
 
@@ -246,6 +251,48 @@ class UserMetricsPager:
 
     def __aiter__(self) -> AsyncGenerator[UserMetrics, None]:
         return self._track(_users(self._source))
+
+    def record_batches(self) -> AsyncGenerator[pa.RecordBatch, None]:
+        """Every page as a ``pyarrow.RecordBatch`` with the schema of ``to_arrow()``, as the
+        pages arrive: memory stays at the pages in flight. Needs the ``arrow`` extra."""
+        from helicone_users._tables import page_batches, require_pyarrow
+
+        require_pyarrow("record_batches()")
+        return self._track(page_batches(self.pages()))
+
+    async def to_arrow(self) -> pa.Table:
+        """Every matching user as one ``pyarrow.Table`` (needs the ``arrow`` extra)::
+
+            user_id                          string
+            active_for                       int64      distinct UTC days with requests
+            first_active, last_active        timestamp[ms, tz=UTC]
+            total_requests                   int64
+            average_requests_per_day_active  float64
+            average_tokens_per_request       float64
+            total_completion_tokens          int64
+            total_prompt_tokens              int64
+            cost                             float64    USD
+            rate_limited_count               int64      null when the server omits it
+        """
+        from helicone_users._tables import USER_COLUMNS, collect
+
+        return await collect(self.record_batches(), USER_COLUMNS)
+
+    async def to_polars(self) -> pl.DataFrame:
+        """Every matching user as a polars DataFrame (the columns of ``to_arrow()``); needs
+        the ``polars`` extra."""
+        from helicone_users._tables import require_frames, to_polars
+
+        require_frames("polars")
+        return to_polars(await self.to_arrow())
+
+    async def to_pandas(self) -> pd.DataFrame:
+        """Every matching user as a pandas DataFrame (the columns of ``to_arrow()``); needs
+        the ``pandas`` extra."""
+        from helicone_users._tables import require_frames, to_pandas
+
+        require_frames("pandas")
+        return to_pandas(await self.to_arrow())
 
     async def aclose(self) -> None:
         """Stop every iteration of this pager and cancel the requests in flight."""

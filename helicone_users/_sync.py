@@ -21,7 +21,16 @@ import threading
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from types import TracebackType
-from typing import Any, ClassVar, Concatenate, Generic, Literal, ParamSpec, TypeVar
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Concatenate,
+    Generic,
+    Literal,
+    ParamSpec,
+    TypeVar,
+)
 
 import aiohttp
 
@@ -32,6 +41,11 @@ from helicone_users._pagination import UserMetricsPager
 from helicone_users._ratelimit import RateLimit
 from helicone_users._retry import RetryPolicy
 from helicone_users.weave import AsyncWeaveStats
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
 __all__ = ["HeliconeUsers", "SyncMetricsPager", "SyncPager", "SyncUsers", "WeaveStats"]
 
@@ -230,6 +244,27 @@ class SyncMetricsPager(SyncPager[UserMetrics]):
     def pages(self) -> SyncPager[UserMetricsPage]:
         """Every page in offset order, as a plain iterator."""
         return SyncPager(self._owner, self._pager.pages)
+
+    def record_batches(self) -> SyncPager[pa.RecordBatch]:
+        """Every page as a ``pyarrow.RecordBatch``, as a plain iterator (memory stays at the
+        pages in flight); needs the ``arrow`` extra."""
+        from helicone_users._tables import require_pyarrow
+
+        require_pyarrow("record_batches()")
+        return SyncPager(self._owner, self._pager.record_batches)
+
+    def to_arrow(self) -> pa.Table:
+        """Every matching user as one ``pyarrow.Table``; the schema of
+        :meth:`UserMetricsPager.to_arrow`."""
+        return self._owner.runner.run(self._pager.to_arrow())
+
+    def to_polars(self) -> pl.DataFrame:
+        """Every matching user as a polars DataFrame; needs the ``polars`` extra."""
+        return self._owner.runner.run(self._pager.to_polars())
+
+    def to_pandas(self) -> pd.DataFrame:
+        """Every matching user as a pandas DataFrame; needs the ``pandas`` extra."""
+        return self._owner.runner.run(self._pager.to_pandas())
 
     def close(self) -> None:
         """Stop every iteration of this pager and cancel the requests in flight."""

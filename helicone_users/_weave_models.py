@@ -5,12 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import attrs
 
 from helicone_users._errors import InvalidRequestError, ResponseValidationError
 from helicone_users._iso import parse_iso8601
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
 
 __all__ = [
     "AGGREGATIONS",
@@ -364,6 +369,34 @@ class CallStats:
                      "count": call.count, **call.values}
                 )
         return rows
+
+    def to_arrow(self, kind: Literal["usage", "call"] = "usage") -> pa.Table:
+        """The buckets as a ``pyarrow.Table``; needs the ``arrow`` extra.
+
+        ``"usage"``: one row per bucket and model: ``timestamp`` (timestamp[ms, UTC]),
+        ``model`` string, ``count`` int64, then one column per value (``sum_input_tokens``,
+        ``total_cost``...). ``"call"``: one row per bucket: ``timestamp``, ``count``, then the
+        call values (``avg_latency_ms``, ``p99_latency_ms``...). Value columns are float64,
+        except the ``count``, ``count_true`` and ``count_false`` aggregations (int64); a value
+        a bucket lacks is null.
+        """
+        from helicone_users._tables import usage_or_call_table
+
+        return usage_or_call_table(self, kind)
+
+    def to_polars(self, kind: Literal["usage", "call"] = "usage") -> pl.DataFrame:
+        """The buckets as a polars DataFrame (the columns of ``to_arrow(kind)``)."""
+        from helicone_users._tables import require_frames, to_polars
+
+        require_frames("polars")
+        return to_polars(self.to_arrow(kind))
+
+    def to_pandas(self, kind: Literal["usage", "call"] = "usage") -> pd.DataFrame:
+        """The buckets as a pandas DataFrame (the columns of ``to_arrow(kind)``)."""
+        from helicone_users._tables import require_frames, to_pandas
+
+        require_frames("pandas")
+        return to_pandas(self.to_arrow(kind))
 
 
 # --- decoding ------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ def test_every_class_a_public_method_takes_or_returns_is_reexported() -> None:
         if cls.__name__ not in internal and cls.__name__ not in helicone_users.__all__
     )
     assert missing == []
-    assert {"UserMetricsPage", "MetricsOverview", "UserStats", "CallStats"} <= {
+    assert {"UserMetricsPage", "MetricsOverview", "UserStatsList", "CallStats"} <= {
         cls.__name__ for cls in seen
     }
 

@@ -149,3 +149,50 @@ def filters_from_anywhere() -> None:
     as_filter_error: FilterError = unknown
     as_attribute_error: AttributeError = unknown
     print(node, missing, as_filter_error, as_attribute_error)
+
+
+async def tables(client: AsyncHeliconeUsers) -> None:
+    import pandas as pd
+    import polars as pl
+    import pyarrow as pa
+
+    from helicone_users import MissingDependencyError, UserStatsList
+
+    it = client.users.iter_metrics(U.cost > 1, offset=2000)
+    table: pa.Table = await it.to_arrow()
+    frame: pl.DataFrame = await client.users.iter_metrics().to_polars()
+    pandas_frame: pd.DataFrame = await client.users.iter_metrics().to_pandas()
+    async for batch in client.users.iter_metrics().record_batches():
+        rows: int = batch.num_rows
+        del rows
+    page = await client.users.metrics(limit=10)
+    page_frame: pl.DataFrame = page.to_polars()
+    stats: UserStatsList = await client.users.query(["alice"])
+    as_list: list[UserStats] = stats
+    stats_table: pa.Table = stats.to_arrow()
+    histograms: pd.DataFrame = (await client.users.overview()).to_pandas()
+    try:
+        stats.to_polars()
+    except MissingDependencyError as exc:
+        extra: str = exc.extra
+        del extra
+    del table, frame, pandas_frame, page_frame, as_list, stats_table, histograms
+
+
+def blocking_tables() -> None:
+    import polars as pl
+    import pyarrow as pa
+
+    from helicone_users import HeliconeUsers, WeaveStats
+
+    with HeliconeUsers() as client:
+        frame: pl.DataFrame = client.users.iter_metrics().to_polars()
+        for batch in client.users.iter_metrics(page_size=500).record_batches():
+            print(batch.num_rows)
+        table: pa.Table = client.users.iter_metrics().to_arrow()
+        print(frame, table)
+    with WeaveStats() as weave:
+        stats = weave.call_stats("entity/project", start=START, usage_metrics=["input_tokens"])
+        usage: pl.DataFrame = stats.to_polars("usage")
+        calls: pa.Table = stats.to_arrow(kind="call")
+        print(usage, calls)
