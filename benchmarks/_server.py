@@ -14,6 +14,7 @@ from aiohttp import web
 
 __all__ = [
     "fixed_delay_app",
+    "generated_app",
     "serve_app_in_process",
     "serve_in_process",
     "wire_page",
@@ -44,6 +45,45 @@ def wire_page(users: list[dict[str, Any]], count: int) -> bytes:
     """The ``{data, error}`` body of one metrics/query page."""
     data = {"users": users, "count": count, "hasUsers": True}
     return json.dumps({"data": data, "error": None}).encode()
+
+
+_GENERATED_USER = (
+    '{"id":"user-%(i)09d","user_id":"user-%(i)09d","active_for":"%(days)d",'
+    '"first_active":"2024-05-01T12:34:56.000Z","last_active":"2024-06-01T01:02:03.000Z",'
+    '"total_requests":%(requests)d,"average_requests_per_day_active":%(per_day).2f,'
+    '"average_tokens_per_request":512.5,"total_completion_tokens":%(completion)d,'
+    '"total_prompt_tokens":%(prompt)d,"cost":%(cost).6f,"rate_limited_count":"0"}'
+)
+
+
+def _generated_user(i: int) -> str:
+    """User number ``i`` as wire JSON, the same every time it is asked for."""
+    return _GENERATED_USER % {
+        "i": i,
+        "days": 1 + i % 30,
+        "requests": 10 + i % 1000,
+        "per_day": 3.25 + i % 7,
+        "completion": 1000 * (i % 97),
+        "prompt": 2000 * (i % 89),
+        "cost": 0.000123 * (i % 1000),
+    }
+
+
+async def _generated_metrics(request: web.Request) -> web.Response:
+    count = int(request.match_info["count"])
+    body = await request.json()
+    offset, limit = int(body["offset"]), int(body["limit"])
+    users = ",".join(_generated_user(i) for i in range(offset, min(offset + limit, count)))
+    text = f'{{"data":{{"users":[{users}],"count":{count},"hasUsers":true}},"error":null}}'
+    return web.Response(text=text, content_type="application/json")
+
+
+def generated_app() -> web.Application:
+    """Any number of users, each page generated from its offset (nothing stored, so the
+    server's memory stays flat): the base URL ``<server>/n/<count>`` serves ``count`` users."""
+    app = web.Application()
+    app.router.add_post("/n/{count}/v1/user/metrics/query", _generated_metrics)
+    return app
 
 
 def fixed_delay_app(users: int, delay: float) -> web.Application:

@@ -19,51 +19,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _server import serve_app_in_process
+from _server import generated_app, serve_app_in_process
 
 PAGE_SIZE = 1000
 CONCURRENCY = 16
 FLAT_TARGET = 1.10
 PEAK_TARGET_MB = 150.0
-USER = (
-    '{"id":"user-%(i)09d","user_id":"user-%(i)09d","active_for":"%(days)d",'
-    '"first_active":"2024-05-01T12:34:56.000Z","last_active":"2024-06-01T01:02:03.000Z",'
-    '"total_requests":%(requests)d,"average_requests_per_day_active":%(per_day).2f,'
-    '"average_tokens_per_request":512.5,"total_completion_tokens":%(completion)d,'
-    '"total_prompt_tokens":%(prompt)d,"cost":%(cost).6f,"rate_limited_count":"0"}'
-)
-
-
-def user_json(i: int) -> str:
-    """User number ``i``, the same every time it is asked for."""
-    return USER % {
-        "i": i,
-        "days": 1 + i % 30,
-        "requests": 10 + i % 1000,
-        "per_day": 3.25 + i % 7,
-        "completion": 1000 * (i % 97),
-        "prompt": 2000 * (i % 89),
-        "cost": 0.000123 * (i % 1000),
-    }
-
-
-async def metrics(request: web.Request) -> web.Response:
-    count = int(request.match_info["count"])
-    body = await request.json()
-    offset, limit = int(body["offset"]), int(body["limit"])
-    users = ",".join(user_json(i) for i in range(offset, min(offset + limit, count)))
-    text = f'{{"data":{{"users":[{users}],"count":{count},"hasUsers":true}},"error":null}}'
-    return web.Response(text=text, content_type="application/json")
-
-
-def _app() -> web.Application:
-    app = web.Application()
-    app.router.add_post("/n/{count}/v1/user/metrics/query", metrics)
-    return app
 
 
 async def stream(base_url: str, users: int) -> int:
@@ -117,7 +80,7 @@ def main() -> int:
         client_main(args.client, args.users)
         return 0
     small, large = args.sizes
-    with serve_app_in_process(_app) as base_url:
+    with serve_app_in_process(generated_app) as base_url:
         runs = [run_client(base_url, users) for users in (0, small, large)]
     print(f"page_size {PAGE_SIZE}, concurrency {CONCURRENCY}; each run in its own process")
     print(f"{'users':>10} {'seconds':>8} {'users/s':>9} {'peak RSS MB':>12}")

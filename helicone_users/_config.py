@@ -53,6 +53,11 @@ INT32_MIN: Final = -(2**31)
 INT32_MAX: Final = 2**31 - 1
 NANO_USD_PER_USD: Final = 1_000_000_000
 
+# --- Exports -------------------------------------------------------------------------------------
+DEFAULT_ROW_GROUP_SIZE: Final = 100_000
+# ``export --since-last`` ends its window this long before now: requests reach Helicone late.
+DEFAULT_EXPORT_LAG: Final = "5m"
+
 # --- Weave API limits ----------------------------------------------------------------------------
 WEAVE_MAX_RANGE_DAYS: Final = 31
 WEAVE_MAX_BUCKETS: Final = 10_000

@@ -133,8 +133,9 @@ def schema(columns: tuple[Column, ...]) -> pa.Schema:
     )
 
 
-def _getters(columns: tuple[Column, ...]) -> list[operator.attrgetter[Any]]:
-    return [operator.attrgetter(column.name) for column in columns]
+@functools.lru_cache(maxsize=64)
+def _getters(columns: tuple[Column, ...]) -> tuple[operator.attrgetter[Any], ...]:
+    return tuple(operator.attrgetter(column.name) for column in columns)
 
 
 def column_values(items: Sequence[Any], columns: tuple[Column, ...]) -> dict[str, list[Any]]:
@@ -145,18 +146,28 @@ def column_values(items: Sequence[Any], columns: tuple[Column, ...]) -> dict[str
     }
 
 
+def _array(pa: Any, kind: Kind, values: Iterable[Any], size: int) -> pa.Array:
+    return pa.array(values, type=arrow_type(pa, kind), size=size)
+
+
 def record_batch(
     data: Mapping[str, Sequence[Any]], columns: tuple[Column, ...]
 ) -> pa.RecordBatch:
     """A record batch of ``columns`` from per-column values."""
     pa = require_pyarrow()
-    arrays = [pa.array(data[c.name], type=arrow_type(pa, c.kind)) for c in columns]
+    arrays = [_array(pa, c.kind, data[c.name], len(data[c.name])) for c in columns]
     return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))
 
 
 def batch_of(items: Sequence[Any], columns: tuple[Column, ...]) -> pa.RecordBatch:
-    """A record batch of result models (one row per model)."""
-    return record_batch(column_values(items, columns), columns)
+    """A record batch of result models (one row per model), read column by column."""
+    pa = require_pyarrow()
+    size = len(items)
+    arrays = [
+        _array(pa, column.kind, map(get, items), size)
+        for column, get in zip(columns, _getters(columns), strict=True)
+    ]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))
 
 
 def table_of(items: Sequence[Any], columns: tuple[Column, ...]) -> pa.Table:

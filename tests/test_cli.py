@@ -92,7 +92,8 @@ def test_export_writes_every_page_to_csv_with_progress_on_stderr(
     assert [r["user_id"] for r in rows] == expected
     pages = -(-len(expected) // 7)
     assert f"wrote {len(expected)} users ({pages} pages)" in result.stderr
-    assert "users, 1 page\n" in result.stderr  # the progress line, in the singular
+    assert "users, 1 page, " in result.stderr  # the progress line, in the singular
+    assert "users/s, ETA" in result.stderr
     assert "1 pages" not in result.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["users.csv"]
 
@@ -109,7 +110,7 @@ def test_an_export_failing_mid_way_leaves_no_file_and_no_temp_file(
         env=served_env(server),
     )  # fmt: skip
     assert result.returncode == 1
-    assert "users, 1 page\n" in result.stderr  # it had started writing
+    assert "users, 1 page, " in result.stderr  # it had started writing
     assert "500" in result.stderr.splitlines()[-1]
     assert list(tmp_path.iterdir()) == []
 
@@ -128,7 +129,7 @@ def test_sigint_mid_export_exits_130_and_leaves_no_file(
         first_line = process.stderr.readline()  # the progress line after the first page
         process.send_signal(signal.SIGINT)
         rest = process.stderr.read()
-    assert first_line.endswith("users, 1 page\n")
+    assert "users, 1 page, " in first_line
     assert process.returncode == 130
     assert rest.strip().splitlines() == ["helicone-users: interrupted"]
     assert list(tmp_path.iterdir()) == []

@@ -13,7 +13,7 @@ import pytest
 
 from helicone_users import HeliconeUsers
 from helicone_users._cli import EXIT_MISSING_EXTRA, main
-from helicone_users._cli._output import RecordWriter
+from helicone_users._cli._sinks import TextSink
 from tests.conftest import ServedEmulator
 
 
@@ -51,7 +51,7 @@ def test_parquet_without_pyarrow_names_the_extra_and_writes_nothing(
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)
     assert main(["export", "--out", str(tmp_path / "users.parquet")]) == EXIT_MISSING_EXTRA
-    assert "helicone-users[parquet]" in capsys.readouterr().err
+    assert "helicone-users[arrow]" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -68,13 +68,13 @@ def test_ctrl_c_during_an_export_leaves_no_file(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real_write_all = RecordWriter.write_all
+    real_write = TextSink.write
 
-    def interrupt_after_first_page(self: RecordWriter, records: Any) -> None:
-        real_write_all(self, records)
+    def interrupt_after_first_page(self: TextSink, users: Any) -> None:
+        real_write(self, users)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(RecordWriter, "write_all", interrupt_after_first_page)
+    monkeypatch.setattr(TextSink, "write", interrupt_after_first_page)
     code = main(["export", "--out", str(tmp_path / "users.jsonl"), "--page-size", "5"])
     assert code == 130
     assert "interrupted" in capsys.readouterr().err

@@ -169,12 +169,32 @@ def test_window_counts_since_back_from_until_and_refuses_empty_ranges() -> None:
         resolve_window(backwards, now=now)
 
 
-def test_plain_progress_reports_users_and_pages_on_its_stream() -> None:
+def test_plain_progress_reports_users_pages_rate_and_eta_on_its_stream() -> None:
     out = io.StringIO()
-    with Progress("export", stream=out) as progress:
-        progress.set_total(30)
-        progress.advance(10)
-    assert out.getvalue() == "export: 10/30 users, 1 page\n"
+    now = [100.0]
+    with Progress("export", stream=out, clock=lambda: now[0]) as progress:
+        progress.set_total(3000)
+        now[0] += 2.0
+        progress.advance(1000)
+        now[0] += 2.0
+        progress.advance(500)
+    assert out.getvalue().splitlines() == [
+        "export: 1000/3000 users, 1 page, 500 users/s, ETA 0:04",
+        "export: 1500/3000 users, 2 pages, 375 users/s, ETA 0:04",
+    ]
+
+
+def test_a_resumed_progress_counts_only_this_runs_users_in_the_rate() -> None:
+    now = [0.0]
+    progress = Progress("export", stream=io.StringIO(), clock=lambda: now[0])
+    with progress:
+        progress.set_total(10_000)
+        progress.resume_from(9000, 9)
+        now[0] += 1.0
+        progress.advance(100)
+    assert progress.items == 9100
+    assert progress.rate() == 100.0
+    assert progress.eta() == 9.0
 
 
 def test_terminal_progress_is_a_bar_with_users_and_pages(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from helicone_users import AsyncHeliconeUsers, RetryPolicy
+from helicone_users import RetryPolicy
 from helicone_users.testing import FaultPlan
 from tests.conftest import ROOT, ServedEmulator, load_example, served_env
 
@@ -76,47 +76,35 @@ async def test_a_slow_helicone_is_a_504(serve: Callable[..., ServedEmulator]) ->
     assert response.status_code == 504
 
 
-class _Interrupted(Exception):
-    pass
-
-
-async def test_an_interrupted_export_resumes_to_the_same_file_as_a_one_shot_export(
-    served: ServedEmulator, tmp_path: Path
+def test_the_export_job_carries_on_after_failures_to_the_file_of_a_one_shot_export(
+    served: ServedEmulator, serve: Callable[..., ServedEmulator], tmp_path: Path
 ) -> None:
+    # One page at a time, no retries, 40% of requests failing: every attempt stops part way.
+    flaky = serve(faults=FaultPlan(rate=0.4, seed=2, kinds=("500",)))
     text = 'model contains "gpt"'
+    options = ["--page-size", "4", "--concurrency", "1", "--max-attempts", "1", "--quiet"]
     one_shot, resumed = tmp_path / "one-shot.jsonl", tmp_path / "resumed.jsonl"
-
-    def stop_after_two_pages(pages_done: int) -> None:
-        if pages_done == 2:
-            raise _Interrupted
-
-    async with AsyncHeliconeUsers(served.api_key, base_url=served.base_url) as client:
-        total = await export_job.run_export(client, text, one_shot, page_size=4, concurrency=3)
-        with pytest.raises(_Interrupted):
-            await export_job.run_export(
-                client, text, resumed, page_size=4, concurrency=3, on_page=stop_after_two_pages
-            )
-        checkpoint = json.loads(export_job.checkpoint_path(resumed).read_text())
-        assert checkpoint["pages_done"] == 2
-        assert len(resumed.read_text().splitlines()) == 8
-        with resumed.open("a") as f:  # a write torn by the crash, after the last checkpoint
-            f.write('{"user_id": "half-writ')
-        again = await export_job.run_export(client, text, resumed, page_size=4, concurrency=3)
-
-    assert again == total > 8
+    export_job.run_export(text, one_shot, options=options, env=_env(served), pause=0)
+    attempts = export_job.run_export(
+        text, resumed, options=options, env=_env(flaky), attempts=30, pause=0
+    )
+    assert attempts > 1
     assert resumed.read_bytes() == one_shot.read_bytes()
     ids = [json.loads(line)["user_id"] for line in resumed.read_text().splitlines()]
     assert ids == sorted(set(ids))
+    assert len(ids) > 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one-shot.jsonl", "resumed.jsonl"]
 
 
-async def test_an_export_job_refuses_a_checkpoint_of_another_filter(
+def test_the_export_job_gives_up_at_once_on_a_usage_error(
     served: ServedEmulator, tmp_path: Path
 ) -> None:
-    out = tmp_path / "users.jsonl"
-    async with AsyncHeliconeUsers(served.api_key, base_url=served.base_url) as client:
-        await export_job.run_export(client, "all", out, page_size=10)
-        with pytest.raises(SystemExit, match="another export"):
-            await export_job.run_export(client, 'model = "gpt-4o"', out, page_size=10)
+    with pytest.raises(SystemExit, match="did not complete"):
+        export_job.run_export("model = ", tmp_path / "users.jsonl", env=_env(served), pause=60)
+
+
+def _env(server: ServedEmulator) -> dict[str, str]:
+    return {**os.environ, **served_env(server)}
 
 
 def test_the_fastapi_example_serves_with_uvicorn_from_the_examples_extra(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 
 def temp_path_for(target: Path) -> Path:
@@ -44,6 +45,29 @@ def _fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def commit(tmp: Path, target: Path) -> None:
+    """Make the completely written ``tmp`` durable and rename it over ``target``."""
+    _fsync_file(tmp)
+    os.replace(tmp, target)
+    _fsync_dir(target.parent)
+
+
+def read_json(path: Path, version: int) -> dict[str, Any]:
+    """The JSON object in ``path``, which must say ``"version": version``; ValueError if not."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    found = data.get("version") if isinstance(data, dict) else None
+    if found != version:
+        raise ValueError(f"expected a version {version} JSON object, found version {found!r}")
+    return data  # type: ignore[no-any-return]  # a dict, checked above
+
+
+def write_json(target: Path, data: object) -> None:
+    """Replace ``target`` with ``data`` as JSON, atomically: a crash leaves the old or the new."""
+    with atomic_write(target) as f:
+        json.dump(data, f, indent=2)
+        f.write("\n")
 
 
 @contextlib.contextmanager
