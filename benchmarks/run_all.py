@@ -33,6 +33,7 @@ ORDER = (
     "budget",
     "overhead",
     "memory",
+    "export",
     "emulator",
 )
 BUDGET = 300.0

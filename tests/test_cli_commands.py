@@ -13,7 +13,7 @@ import pytest
 
 from helicone_users import HeliconeUsers
 from helicone_users._cli import EXIT_MISSING_EXTRA, main
-from helicone_users._cli._sinks import TextSink
+from helicone_users._cli._sinks import AppendSink
 from tests.conftest import ServedEmulator
 
 
@@ -68,13 +68,13 @@ def test_ctrl_c_during_an_export_leaves_no_file(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    real_write = TextSink.write
+    real_write = AppendSink.write
 
-    def interrupt_after_first_page(self: TextSink, users: Any) -> None:
+    def interrupt_after_first_page(self: AppendSink, users: Any) -> None:
         real_write(self, users)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(TextSink, "write", interrupt_after_first_page)
+    monkeypatch.setattr(AppendSink, "write", interrupt_after_first_page)
     code = main(["export", "--out", str(tmp_path / "users.jsonl"), "--page-size", "5"])
     assert code == 130
     assert "interrupted" in capsys.readouterr().err

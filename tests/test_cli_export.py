@@ -18,7 +18,7 @@ from helicone_users import HeliconeUsers, UserMetrics
 from helicone_users._cli import _encode as encode
 from helicone_users._cli import main
 from helicone_users._cli._encode import CsvEncoder, JsonlEncoder
-from helicone_users._cli._sinks import TextSink
+from helicone_users._cli._sinks import AppendSink
 from helicone_users._tables import USER_COLUMNS
 from helicone_users.testing import Emulator, FaultPlan
 from tests.conftest import ServedEmulator
@@ -169,19 +169,19 @@ class _Stop(Exception):
 
 
 def _stop_after(monkeypatch: pytest.MonkeyPatch, pages: int) -> None:
-    real_write = TextSink.write
+    real_write = AppendSink.write
     seen: list[int] = []
 
-    def write(self: TextSink, users: Any) -> None:
+    def write(self: AppendSink, users: Any) -> None:
         if len(seen) == pages:
             raise KeyboardInterrupt
         seen.append(len(users))
         real_write(self, users)
 
-    monkeypatch.setattr(TextSink, "write", write)
+    monkeypatch.setattr(AppendSink, "write", write)
 
 
-@pytest.mark.parametrize("name", ["users.csv", "users.jsonl"])
+@pytest.mark.parametrize("name", ["users.csv", "users.jsonl", "users.parquet"])
 def test_an_interrupted_resumable_export_finishes_equal_to_a_one_shot_export(
     env: ServedEmulator,
     tmp_path: Path,
@@ -205,7 +205,11 @@ def test_an_interrupted_resumable_export_finishes_equal_to_a_one_shot_export(
     capsys.readouterr()
     assert main([*args, "--out", str(resumed)]) == 0
     assert "resuming users" in capsys.readouterr().err
-    assert resumed.read_bytes() == one_shot.read_bytes()
+    assert _read(resumed) == _read(one_shot) == _expected(_served_users(env))
+    if name.endswith(".parquet"):
+        assert pq.read_table(resumed).schema == pq.read_table(one_shot).schema
+    else:
+        assert resumed.read_bytes() == one_shot.read_bytes()
     assert sorted(p.name for p in resumed.parent.iterdir()) == [name]
 
 
@@ -228,7 +232,6 @@ def test_resume_refuses_a_checkpoint_of_another_export(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--out", "u.parquet", "--resume"], "--resume works with csv and jsonl"),
         (["--out", "u.csv", "--lag", "5m"], "--lag only applies with --since-last"),
         (["--out", "u.csv", "--since-last", "s.state", "--since", "7d"], "drop --since"),
     ],
@@ -373,3 +376,26 @@ def test_the_window_ends_lag_before_now(
     until = datetime.fromisoformat(json.loads(state.read_text())["exported_until"])
     assert before - timedelta(hours=1, seconds=1) <= until <= before - timedelta(minutes=59)
     assert until.microsecond == 0
+
+
+def test_a_stopped_resumable_incremental_run_carries_on_with_its_window(
+    timeline: ServedEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, state = tmp_path / "users.jsonl", tmp_path / "users.state"
+    base = ["export", "--out", str(out), "--since-last", str(state), "--quiet"]
+    assert main([*base, "--until", T1.isoformat()]) == 0
+    resumable = [*base, "--resume", "--page-size", "1"]  # another page size: same export
+    with monkeypatch.context() as patch:
+        _stop_after(patch, pages=2)
+        assert main([*resumable, "--until", T2.isoformat()]) == 130
+    capsys.readouterr()
+    assert main([*resumable, "--until", (T2 + timedelta(days=1)).isoformat()]) == 0
+    assert "resuming users-20260120T000000Z.jsonl after 2 users" in capsys.readouterr().err
+    second = tmp_path / "users-20260120T000000Z.jsonl"
+    assert [row["user_id"] for row in _read(second)] == ["c", "d", "e"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "users-20260110T000000Z.jsonl", "users-20260120T000000Z.jsonl", "users.state",
+    ]  # fmt: skip

@@ -25,7 +25,7 @@ from helicone_users._cli._atomic import read_json, write_json
 from helicone_users._cli._common import UsageError
 from helicone_users._iso import parse_iso8601
 
-__all__ = ["State", "next_window", "partition_path"]
+__all__ = ["State", "adopt_pending", "next_window", "partition_path", "utc_text"]
 
 STATE_VERSION: Final = 1
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -38,10 +38,13 @@ def partition_path(out: Path, until: datetime) -> Path:
     return out.with_name(f"{out.stem}-{stamp}{out.suffix}")
 
 
-def _text(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
+def utc_text(moment: datetime) -> str:
+    """``2026-01-31T12:00:00Z``."""
     return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _text(moment: datetime | None) -> str | None:
+    return None if moment is None else utc_text(moment)
 
 
 def _moment(value: Any) -> datetime | None:

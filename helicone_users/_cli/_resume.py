@@ -2,8 +2,10 @@
 
 While it runs, the rows go to ``.<name>.partial`` beside the target and a checkpoint,
 ``.<name>.resume.json``, records the job, its pinned time window, the next offset and how many
-bytes of the partial file the completed pages fill. A run that fails leaves both; the same
-command run again cuts the partial file back to the checkpoint and fetches from the next page.
+bytes of the partial file the completed pages fill (for Parquet, which cannot be appended to,
+the partial file is an Arrow IPC stream, converted once complete). A run that fails leaves
+both; the same command run again cuts the partial file back to the checkpoint and fetches from
+the next page.
 Users come by ``user_id`` (unique) within the pinned window, so an offset names the same users
 on every run, and the finished file equals a one-shot export.
 """
@@ -13,13 +15,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 import attrs
 
-from helicone_users._cli._atomic import commit, read_json, write_json
+from helicone_users._cli._atomic import atomic_path, commit, read_json, write_json
 from helicone_users._cli._common import UsageError
 from helicone_users._iso import parse_iso8601
 
@@ -136,8 +139,14 @@ class Resumable:
         write_json(self.checkpoint_file, self.state.to_json())
         self._saved_at = time.monotonic()
 
-    def finish(self) -> None:
-        """Rename the complete file into place and drop the checkpoint."""
-        commit(self.partial, self.target)
+    def finish(self, convert: Callable[[Path, Path], None] | None = None) -> None:
+        """Rename the complete file into place (or ``convert(partial, temporary)`` and rename
+        that) and drop the partial file and the checkpoint."""
+        if convert is None:
+            commit(self.partial, self.target)
+        else:
+            with atomic_path(self.target) as tmp:
+                convert(self.partial, tmp)
+            self.partial.unlink()
         with contextlib.suppress(FileNotFoundError):
             self.checkpoint_file.unlink()

@@ -1,7 +1,9 @@
 """Export files written page by page: CSV and JSON Lines as text, Parquet in row groups.
 
 A sink writes to the path it is given (the caller makes that a temporary file and renames it
-once complete); memory stays at one page for text and one row group for Parquet.
+once complete); memory stays at one page for text and one row group for Parquet. A resumable
+Parquet export appends Arrow IPC stream messages instead, since a Parquet file cannot be
+appended to, and converts that stream to Parquet at the end.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from helicone_users._cli._encode import CsvEncoder, JsonlEncoder
 from helicone_users._tables import USER_COLUMNS, batch_of, require, require_pyarrow, schema
 
-__all__ = ["ParquetSink", "Sink", "TextSink", "open_sink"]
+__all__ = ["AppendSink", "ArrowStreamEncoder", "ParquetSink", "Sink", "open_sink"]
 
 
 class Sink:
@@ -48,11 +50,40 @@ class Sink:
             self.abort()
 
 
-class TextSink(Sink):
-    """CSV or JSON Lines, appended to ``path``; the CSV header goes first in an empty file."""
+class Encoder(Protocol):
+    """Bytes for a file's start and for each page of users."""
 
-    def __init__(self, path: Path, fmt: str) -> None:
-        self._encoder = CsvEncoder(USER_COLUMNS) if fmt == "csv" else JsonlEncoder(USER_COLUMNS)
+    def header(self) -> bytes: ...
+
+    def encode(self, items: Sequence[Any]) -> bytes: ...
+
+
+class ArrowStreamEncoder:
+    """Arrow IPC stream messages: the schema first, then one record batch per page."""
+
+    def header(self) -> bytes:
+        """The schema message."""
+        return bytes(schema(USER_COLUMNS).serialize())
+
+    def encode(self, items: Sequence[Any]) -> bytes:
+        """One record batch message (nothing for no users)."""
+        return bytes(batch_of(items, USER_COLUMNS).serialize()) if items else b""
+
+
+def encoder_for(fmt: str) -> Encoder:
+    """How pages of ``fmt`` are appended: CSV, JSON Lines, or an Arrow stream for Parquet."""
+    if fmt == "csv":
+        return CsvEncoder(USER_COLUMNS)
+    if fmt == "jsonl":
+        return JsonlEncoder(USER_COLUMNS)
+    return ArrowStreamEncoder()
+
+
+class AppendSink(Sink):
+    """Encoded pages appended to ``path``; the header goes first into an empty file."""
+
+    def __init__(self, path: Path, encoder: Encoder) -> None:
+        self._encoder = encoder
         self._file: IO[bytes] = open(path, "ab")  # noqa: SIM115  # closed by close()
         if self._file.tell() == 0:
             self._file.write(self._encoder.header())
@@ -83,11 +114,14 @@ class ParquetSink(Sink):
         self._buffered = 0
 
     def write(self, users: Sequence[Any]) -> None:
-        if not users:
-            return
-        self._pending.append(batch_of(users, USER_COLUMNS))
-        self._buffered += len(users)
-        self.users += len(users)
+        if users:
+            self.write_batch(batch_of(users, USER_COLUMNS))
+
+    def write_batch(self, batch: Any) -> None:
+        """Add a record batch of the users schema."""
+        self._pending.append(batch)
+        self._buffered += batch.num_rows
+        self.users += batch.num_rows
         if self._buffered >= self._size:
             self._write_groups(final=False)
 
@@ -111,8 +145,17 @@ class ParquetSink(Sink):
         self._writer.close()
 
 
+def stream_to_parquet(stream: Path, out: Path, row_group_size: int) -> None:
+    """Rewrite an Arrow IPC stream file as Parquet, a record batch at a time."""
+    pa = require_pyarrow("Parquet output")
+    sink = ParquetSink(out, row_group_size)
+    with open(stream, "rb") as f, sink:
+        for batch in pa.ipc.open_stream(f):
+            sink.write_batch(batch)
+
+
 def open_sink(fmt: str, path: Path, *, row_group_size: int) -> Sink:
     """The sink for ``fmt`` (``csv``, ``jsonl`` or ``parquet``) writing to ``path``."""
     if fmt == "parquet":
         return ParquetSink(path, row_group_size)
-    return TextSink(path, fmt)
+    return AppendSink(path, encoder_for(fmt))

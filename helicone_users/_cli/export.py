@@ -21,10 +21,22 @@ from helicone_users._cli._common import (
     require_extra,
     run,
 )
-from helicone_users._cli._incremental import State, adopt_pending, next_window, partition_path
+from helicone_users._cli._incremental import (
+    State,
+    adopt_pending,
+    next_window,
+    partition_path,
+    utc_text,
+)
 from helicone_users._cli._progress import Progress
 from helicone_users._cli._resume import Resumable
-from helicone_users._cli._sinks import Sink, TextSink, open_sink
+from helicone_users._cli._sinks import (
+    AppendSink,
+    Sink,
+    encoder_for,
+    open_sink,
+    stream_to_parquet,
+)
 from helicone_users._cli._timeparse import add_time_options, parse_duration, resolve_window
 from helicone_users._cli.users import add_filter_option, add_sort_option, parse_filter
 from helicone_users._config import (
@@ -108,7 +120,7 @@ def _add_resume_options(parser: argparse.ArgumentParser) -> None:
         "--resume",
         action="store_true",
         help="keep the progress of a run that stops (in hidden files beside --out) and, "
-        "run again with the same arguments, continue from it (csv and jsonl)",
+        "run again with the same arguments, continue from it",
     )
     group.add_argument(
         "--since-last",
@@ -195,11 +207,6 @@ def _check(args: argparse.Namespace, fmt: str) -> None:
         raise UsageError(f"no such directory: {str(args.out.parent)!r}")
     if fmt == "parquet":
         _require_parquet()
-        if args.resume:
-            raise UsageError(
-                "--resume works with csv and jsonl; a Parquet file cannot be appended to "
-                "(export to .jsonl and convert, or rerun the Parquet export from the start)"
-            )
     if args.since_last is None:
         if args.lag is not None:
             raise UsageError("--lag only applies with --since-last")
@@ -293,7 +300,7 @@ async def _resumable(client: Any, job: Job, progress: Progress) -> int:
         print(f"resuming {job.target.name} after {state.users} users", file=sys.stderr)
         progress.resume_from(state.users, state.pages)
     job = attrs.evolve(job, time_range=state.window)
-    sink = TextSink(resumable.partial, job.fmt)
+    sink = AppendSink(resumable.partial, encoder_for(job.fmt))
 
     def page_done(page: Any) -> None:
         size = sink.flush()
@@ -307,26 +314,31 @@ async def _resumable(client: Any, job: Job, progress: Progress) -> int:
         print(f"stopped; run the same command again to continue from user {progress.items}",
               file=sys.stderr)  # fmt: skip
         raise
-    resumable.finish()
+    if job.fmt == "parquet":
+        resumable.finish(lambda stream, out: stream_to_parquet(stream, out, job.row_group_size))
+    else:
+        resumable.finish()
     return progress.items
 
 
 async def _export_since_last(args: argparse.Namespace, fmt: str) -> int:
     user_filter = parse_filter(args.filter)
-    identity = {**_identity(args, fmt, user_filter), "out": args.out.name}
-    del identity["time"]
+    # What the users exported depend on; page size and order may change between runs.
+    identity = {"filter": user_filter.to_json(), "format": fmt, "out": args.out.name}
     state = adopt_pending(State.load(args.since_last, identity), args.out)
     lag = args.lag if args.lag is not None else parse_duration(DEFAULT_EXPORT_LAG)
     window = next_window(state, until=args.until, lag=lag, now=datetime.now(timezone.utc))
     if window is None:
         state.save(args.since_last)
-        print(f"nothing to export: already exported until {state.exported_until}",
-              file=sys.stderr)  # fmt: skip
+        done = "now" if state.exported_until is None else utc_text(state.exported_until)
+        print(f"nothing to export: {args.since_last} is up to {done}", file=sys.stderr)
         return 0
     since, until = window
+    job_identity = {**_identity(args, fmt, user_filter), "time": None,
+                    "window": [since and utc_text(since), utc_text(until)]}  # fmt: skip
     job = _job(
         args, fmt, target=partition_path(args.out, until), time_range=(_EPOCH, until),
-        filter=_active_since(user_filter, since), identity={**identity, "until": str(until)},
+        filter=_active_since(user_filter, since), identity=job_identity,
     )  # fmt: skip
     state.begin(until).save(args.since_last)
     count, progress = await _run(args, job)
