@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 import attrs
 
-from helicone_users._tables import Tabular
-
 if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
     import pyarrow as pa
 
 __all__ = [
@@ -31,6 +31,32 @@ class _Result:
     converter can build them as plain slotted objects and then give them their class."""
 
     __slots__ = ("__weakref__",)
+
+
+class Tabular:
+    """``to_polars()`` and ``to_pandas()`` for a result that has ``to_arrow()``."""
+
+    __slots__ = ()
+
+    def to_arrow(self) -> pa.Table:
+        """This result as a ``pyarrow.Table``."""
+        raise NotImplementedError
+
+    def to_polars(self) -> pl.DataFrame:
+        """This result as a polars DataFrame, with the columns of ``to_arrow()``; needs the
+        ``polars`` extra."""
+        from helicone_users._tables import require_frames, to_polars
+
+        require_frames("polars")
+        return to_polars(self.to_arrow())
+
+    def to_pandas(self) -> pd.DataFrame:
+        """This result as a pandas DataFrame, with the columns of ``to_arrow()``; needs the
+        ``pandas`` extra."""
+        from helicone_users._tables import require_frames, to_pandas
+
+        require_frames("pandas")
+        return to_pandas(self.to_arrow())
 
 
 @attrs.frozen(kw_only=True, slots=True)

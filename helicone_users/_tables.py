@@ -34,7 +34,6 @@ __all__ = [
     "STATS_COLUMNS",
     "USER_COLUMNS",
     "Column",
-    "Tabular",
     "collect",
     "overview_table",
     "page_batches",
@@ -146,16 +145,12 @@ def column_values(items: Sequence[Any], columns: tuple[Column, ...]) -> dict[str
     }
 
 
-def _array(pa: Any, kind: Kind, values: Iterable[Any], size: int) -> pa.Array:
-    return pa.array(values, type=arrow_type(pa, kind), size=size)
-
-
 def record_batch(
     data: Mapping[str, Sequence[Any]], columns: tuple[Column, ...]
 ) -> pa.RecordBatch:
     """A record batch of ``columns`` from per-column values."""
     pa = require_pyarrow()
-    arrays = [_array(pa, c.kind, data[c.name], len(data[c.name])) for c in columns]
+    arrays = [pa.array(data[c.name], type=arrow_type(pa, c.kind)) for c in columns]
     return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))
 
 
@@ -163,8 +158,9 @@ def batch_of(items: Sequence[Any], columns: tuple[Column, ...]) -> pa.RecordBatc
     """A record batch of result models (one row per model), read column by column."""
     pa = require_pyarrow()
     size = len(items)
+    # Iterators, not lists: pyarrow reads each getter's values straight into the array.
     arrays = [
-        _array(pa, column.kind, map(get, items), size)
+        pa.array(map(get, items), type=arrow_type(pa, column.kind), size=size)
         for column, get in zip(columns, _getters(columns), strict=True)
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))
@@ -257,28 +253,6 @@ def require_frames(library: Literal["polars", "pandas"]) -> ModuleType:
     feature = f"to_{library}()"
     require_pyarrow(feature, extra=library)
     return require(library, extra=library, feature=feature)
-
-
-class Tabular:
-    """``to_polars()`` and ``to_pandas()`` for a result that has ``to_arrow()``."""
-
-    __slots__ = ()
-
-    def to_arrow(self) -> pa.Table:
-        """This result as a ``pyarrow.Table``."""
-        raise NotImplementedError
-
-    def to_polars(self) -> pl.DataFrame:
-        """This result as a polars DataFrame, with the columns of ``to_arrow()``; needs the
-        ``polars`` extra."""
-        require_frames("polars")
-        return to_polars(self.to_arrow())
-
-    def to_pandas(self) -> pd.DataFrame:
-        """This result as a pandas DataFrame, with the columns of ``to_arrow()``; needs the
-        ``pandas`` extra."""
-        require_frames("pandas")
-        return to_pandas(self.to_arrow())
 
 
 def to_polars(table: pa.Table) -> pl.DataFrame:
