@@ -113,7 +113,7 @@ class JsonlEncoder:
         if msgspec is not None:
             fields = [(c.name, _TYPES[c.kind] | None if c.nullable else _TYPES[c.kind])
                       for c in columns]  # fmt: skip
-            row = msgspec.defstruct("Row", fields)
+            row = msgspec.defstruct("Row", fields, gc=False)  # atomic fields: no cycles
             self._fast = (msgspec, list[row], msgspec.json.Encoder())  # type: ignore[valid-type]
 
     def header(self) -> bytes:
