@@ -14,6 +14,7 @@ import functools
 import importlib
 import operator
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -84,6 +85,7 @@ HISTOGRAM_COLUMNS: Final = (
     Column("range_end", "float"),
     Column("value", "float"),
 )
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # Weave values: counts are whole numbers; every other aggregation (sums of tokens included, exact
 # as float64 up to 2**53) may be fractional, so one rule keeps a column's type independent of data.
 _COUNT_AGGREGATIONS: Final = ("count_", "count_true_", "count_false_")
@@ -145,12 +147,46 @@ def column_values(items: Sequence[Any], columns: tuple[Column, ...]) -> dict[str
     }
 
 
+def optional_msgspec() -> ModuleType | None:
+    """msgspec (the ``fast`` extra), or None when it is not installed."""
+    try:
+        import msgspec
+    except ImportError:
+        return None
+    return msgspec
+
+
+def timestamp_array(pa: Any, values: list[Any]) -> pa.Array:
+    """``timestamp[ms, tz=UTC]`` of aware datetimes. pyarrow asks each value's tzinfo for its
+    offset; RFC 3339 text written by msgspec (the ``fast`` extra) and parsed by Arrow in C++
+    takes a quarter less time, with the same result: sub-millisecond digits are cut, which for
+    times before 1970 only pyarrow's own path does as a floor, so those take it."""
+    target = arrow_type(pa, "timestamp")
+    msgspec = optional_msgspec()
+    try:
+        usable = msgspec is not None and bool(values) and min(values) >= _EPOCH
+    except TypeError:  # None, naive datetimes, other objects: pyarrow decides
+        usable = False
+    if not usable:
+        return pa.array(values, type=target)
+    texts = msgspec.json.encode(values)[2:-2].decode().split('","')  # type: ignore[union-attr]
+    micros = pa.array(texts, type=pa.string()).cast(pa.timestamp("us", tz="UTC"))
+    return micros.cast(target, safe=False)
+
+
+def _array(pa: Any, kind: Kind, values: Iterable[Any], size: int) -> pa.Array:
+    if kind == "timestamp":
+        return timestamp_array(pa, list(values))
+    # An iterator, not a list: pyarrow reads the values straight into the array.
+    return pa.array(values, type=arrow_type(pa, kind), size=size)
+
+
 def record_batch(
     data: Mapping[str, Sequence[Any]], columns: tuple[Column, ...]
 ) -> pa.RecordBatch:
     """A record batch of ``columns`` from per-column values."""
     pa = require_pyarrow()
-    arrays = [pa.array(data[c.name], type=arrow_type(pa, c.kind)) for c in columns]
+    arrays = [_array(pa, c.kind, data[c.name], len(data[c.name])) for c in columns]
     return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))
 
 
@@ -158,9 +194,8 @@ def batch_of(items: Sequence[Any], columns: tuple[Column, ...]) -> pa.RecordBatc
     """A record batch of result models (one row per model), read column by column."""
     pa = require_pyarrow()
     size = len(items)
-    # Iterators, not lists: pyarrow reads each getter's values straight into the array.
     arrays = [
-        pa.array(map(get, items), type=arrow_type(pa, column.kind), size=size)
+        _array(pa, column.kind, map(get, items), size)
         for column, get in zip(columns, _getters(columns), strict=True)
     ]
     return pa.RecordBatch.from_arrays(arrays, schema=schema(columns))

@@ -292,3 +292,29 @@ def test_importing_the_package_loads_no_table_library() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [datetime(2024, 5, 1, 12, 34, 56, 789999, tzinfo=UTC),
+         datetime(2024, 5, 1, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+         datetime(2099, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)],
+        [datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC),
+         datetime(2024, 1, 1, tzinfo=UTC)],
+        [datetime(2024, 1, 1, tzinfo=UTC), None],
+        [datetime(2024, 1, 1, 5, 6, 7, 8000)],
+        [],
+    ],
+)  # fmt: skip
+def test_timestamps_convert_alike_with_and_without_msgspec(
+    monkeypatch: pytest.MonkeyPatch, values: list[Any]
+) -> None:
+    from helicone_users import _tables
+
+    fast = _tables.timestamp_array(pa, values)
+    monkeypatch.setattr(_tables, "optional_msgspec", lambda: None)
+    plain = _tables.timestamp_array(pa, values)
+    assert fast.type == plain.type == TS
+    assert fast.equals(plain)
+    assert fast.equals(pa.array(values, type=TS))

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from helicone_users._tables import Column, column_values
+from helicone_users._tables import optional_msgspec as _msgspec
 
 __all__ = ["CsvEncoder", "JsonlEncoder", "iso_text"]
 
@@ -28,14 +29,6 @@ _TYPES: Final[dict[str, type]] = {"string": str, "int": int, "float": float, "ti
 def iso_text(moment: datetime) -> str:
     """``2024-05-01T12:34:56Z``: ISO 8601, UTC written as ``Z`` (msgspec's form too)."""
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def _msgspec() -> Any:
-    try:
-        import msgspec
-    except ImportError:
-        return None
-    return msgspec
 
 
 class _Texts:
