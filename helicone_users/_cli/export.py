@@ -43,6 +43,7 @@ from helicone_users._config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_EXPORT_LAG,
     DEFAULT_ROW_GROUP_SIZE,
+    EXPORT_BUFFER_PER_REQUEST,
     MAX_PAGE_SIZE,
 )
 
@@ -179,6 +180,8 @@ class Job:
             "time_range": self.time_range,
             "page_size": self.page_size,
             "concurrency": self.concurrency,
+            # Writing is slower than fetching: pages read further ahead would only wait in memory.
+            "buffer": EXPORT_BUFFER_PER_REQUEST * self.concurrency,
             "offset": offset,
         }
 
