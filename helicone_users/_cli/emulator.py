@@ -38,6 +38,7 @@ EXAMPLES = """
 helicone-users emulator
 helicone-users emulator --port 9000 --synthetic-users 500 --requests 100000 --days 60
 helicone-users emulator --load requests.jsonl --db emulator.duckdb
+helicone-users emulator --load requests.parquet
 helicone-users emulator --quirks hosted --rate-limit --faults 0.1
 """
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -86,13 +87,17 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("--seed", type=int, default=0, help="synthetic data seed (default: 0)")
     parser.add_argument(
-        "--load", type=Path, metavar="FILE.jsonl", help="load requests from a JSONL file instead"
+        "--load",
+        type=Path,
+        metavar="FILE",
+        help="load requests from a JSONL file, or a Parquet file (.parquet), instead",
     )
     parser.add_argument(
         "--db",
         type=Path,
         metavar="FILE",
-        help="keep the data in this DuckDB file (reused when it exists) instead of in memory",
+        help="keep the data in this DuckDB file: a second start serves it at once without "
+        "reloading (a temporary file otherwise)",
     )
     parser.add_argument("--api-key", help="the key clients must send (default: a random one)")
     parser.add_argument(
@@ -118,7 +123,7 @@ def add_parser(subparsers: Any) -> None:
 
 def build_emulator(args: argparse.Namespace) -> Emulator:
     """The ``Emulator`` the options describe (not started)."""
-    from helicone_users.testing import Emulator, FaultPlan, read_jsonl
+    from helicone_users.testing import Emulator, FaultPlan
 
     options: dict[str, Any] = {
         "host": args.host,
@@ -131,7 +136,9 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         "seed": args.seed,
     }
     if args.load is not None:
-        return Emulator(read_jsonl(args.load), **options)
+        parquet = args.load.suffix.lower() in (".parquet", ".pq")
+        load = Emulator.from_parquet if parquet else Emulator.from_jsonl
+        return load(args.load, **options)
     if (args.db is not None and args.db.exists()) or args.synthetic_users <= 0:
         return Emulator(**options)
     return Emulator.synthetic(
@@ -157,7 +164,7 @@ async def serve(
         _stop_on_signals(stop)
     emulator = build_emulator(args)
     async with emulator:
-        stored = len(await emulator.rows()) if args.load is None and args.db else None
+        stored = await emulator.count_requests() if args.db else None
         print(f"Helicone emulator listening on {emulator.base_url}", file=out)
         for line in export_lines(emulator.base_url, emulator.api_key, own_key=not args.api_key):
             print(line, file=out)

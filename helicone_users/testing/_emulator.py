@@ -17,10 +17,12 @@ from helicone_users._errors import InvalidRequestError
 from helicone_users.testing._app import EmulatorState, build_app
 from helicone_users.testing._auth import RATE_LIMIT_MODES
 from helicone_users.testing._faults import FaultPlan
-from helicone_users.testing._jsonl import normalize_rows, read_jsonl, write_jsonl
+from helicone_users.testing._jsonl import normalize_rows, write_jsonl
+from helicone_users.testing._load import JsonlSource, ParquetSource
 from helicone_users.testing._quirks import resolve_quirks
+from helicone_users.testing._sources import DataSource, RowsSource, load_into
 from helicone_users.testing._store import Store
-from helicone_users.testing._synthetic import generate
+from helicone_users.testing._synthetic import SyntheticSource
 
 if TYPE_CHECKING:
     from helicone_users._client import AsyncHeliconeUsers
@@ -41,6 +43,11 @@ class Emulator:
     stored in one transaction, so a bad row leaves nothing half-loaded. ``rate_limit=(200, 60)``
     limits requests as the hosted server does (a fixed window); ``rate_limit_window="sliding"``
     counts them in a sliding window instead, as gateways in front of an API may.
+
+    The data lives in a DuckDB file: ``db_path`` names one to keep (a second start on it serves
+    what it holds at once; see the README for what a second start with data does), otherwise a
+    private temporary file is used and deleted on close. ``duckdb_config`` passes settings such
+    as ``memory_limit`` or ``threads`` to DuckDB.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         db_path: str | Path | None = None,
+        duckdb_config: Mapping[str, Any] | None = None,
         quirks: Iterable[str] | str = (),
         faults: FaultPlan | None = None,
         rate_limit: tuple[int, float] | None = None,
@@ -58,11 +66,14 @@ class Emulator:
         seed: int = 0,
         weave_max_range_days: int | None = WEAVE_MAX_RANGE_DAYS,
     ) -> None:
-        self._columns = normalize_rows(rows) if rows is not None else None
+        self._source: DataSource | None = None
+        if rows is not None:
+            self._source = RowsSource(normalize_rows(rows))
         self.api_key = api_key or f"sk-helicone-emulator-{secrets.token_hex(12)}"
         self.host = host
         self.port = port
         self.db_path = str(db_path) if db_path is not None else None
+        self.duckdb_config = dict(duckdb_config or {})
         self.quirks = resolve_quirks(quirks)
         self.faults = faults
         self.rate_limit = rate_limit
@@ -75,7 +86,6 @@ class Emulator:
         self.rate_limit_window = rate_limit_window
         self.seed = seed
         self.weave_max_range_days = weave_max_range_days
-        self._synthetic: dict[str, Any] | None = None
         self._runner: web.AppRunner | None = None
         self._state: EmulatorState | None = None
 
@@ -96,15 +106,27 @@ class Emulator:
     ) -> Emulator:
         """An emulator that generates a deterministic synthetic dataset when it starts."""
         emulator = cls(seed=seed, **kwargs)
-        emulator._synthetic = {
-            "seed": seed, "users": users, "requests": requests, "days": days, "end": end,
-        }  # fmt: skip
+        emulator._source = SyntheticSource(
+            seed=seed, users=users, requests=requests, days=days, end=end
+        )
         return emulator
 
     @classmethod
     def from_jsonl(cls, path: str | Path, **kwargs: Any) -> Emulator:
-        """An emulator loaded from a JSONL file; a bad line raises ``DataLoadError``."""
-        return cls(read_jsonl(path), **kwargs)
+        """An emulator that loads a JSONL file when it starts, through DuckDB's JSON reader;
+        a bad line raises ``DataLoadError`` naming it, and nothing is loaded."""
+        emulator = cls(**kwargs)
+        emulator._source = JsonlSource(path)
+        return emulator
+
+    @classmethod
+    def from_parquet(cls, path: str | Path, **kwargs: Any) -> Emulator:
+        """An emulator that loads a Parquet file (columns named like the JSONL fields) when it
+        starts, through DuckDB's Parquet reader; a bad row raises ``DataLoadError`` naming it,
+        and nothing is loaded."""
+        emulator = cls(**kwargs)
+        emulator._source = ParquetSource(path)
+        return emulator
 
     @property
     def state(self) -> EmulatorState:
@@ -121,15 +143,12 @@ class Emulator:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> Emulator:
-        """Create the database, load the data and start serving."""
-        store = await asyncio.to_thread(Store, self.db_path)
+        """Open the database, load the data (unless the file already holds it) and serve."""
+        store = await asyncio.to_thread(lambda: Store(self.db_path, config=self.duckdb_config))
         try:
-            if self._columns is not None:
-                await asyncio.to_thread(store.insert_columns, self._columns)
-                self._columns = None
-            if self._synthetic is not None:
-                await asyncio.to_thread(lambda: generate(store, **self._synthetic or {}))
-                self._synthetic = None
+            if self._source is not None:
+                await asyncio.to_thread(load_into, store, self._source)
+                self._source = None
         except BaseException:
             store.close()
             raise
@@ -176,6 +195,10 @@ class Emulator:
         columns = normalize_rows(rows)
         return await asyncio.to_thread(self.state.store.insert_columns, columns)
 
+    async def count_requests(self) -> int:
+        """How many requests are stored."""
+        return await asyncio.to_thread(self.state.store.count)
+
     async def rows(self) -> list[dict[str, Any]]:
         """Every stored request in the JSONL row format (cost in USD, aware UTC timestamps)."""
         return await self.state.store.run(lambda _cursor: self.state.store.fetch_rows())
@@ -184,6 +207,11 @@ class Emulator:
         """Write every stored request to a JSONL file; returns how many."""
         rows = await self.rows()
         return await asyncio.to_thread(write_jsonl, rows, path)
+
+    async def export_parquet(self, path: str | Path) -> int:
+        """Write every stored request to a Parquet file with the JSONL fields as columns (cost in
+        USD, timestamps in UTC), in stored order, through DuckDB; returns how many."""
+        return await asyncio.to_thread(self.state.store.export_parquet, path)
 
     def client(self, **kwargs: Any) -> AsyncHeliconeUsers:
         """An ``AsyncHeliconeUsers`` pointed at this emulator, with its key."""

@@ -6,7 +6,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
@@ -17,8 +17,8 @@ from helicone_users.testing._store import COLUMN_NAMES, DEFAULT_ORG_ID, ZERO_UUI
 
 __all__ = ["DataLoadError", "normalize_rows", "read_jsonl", "write_jsonl"]
 
-_REQUIRED: Final = ("request_id", "user_id", "request_created_at")
-_TEXT_DEFAULTS: Final[dict[str, str]] = {
+REQUIRED: Final = ("request_id", "user_id", "request_created_at")
+TEXT_DEFAULTS: Final[dict[str, str]] = {
     "model": "",
     "provider": "",
     "target_url": "",
@@ -27,7 +27,7 @@ _TEXT_DEFAULTS: Final[dict[str, str]] = {
     "scores_column": "",
     "assets": "",
 }
-_NULLABLE_TEXT: Final = (
+NULLABLE_TEXT: Final = (
     "country_code",
     "node_id",
     "job_id",
@@ -40,7 +40,7 @@ _NULLABLE_TEXT: Final = (
     "wb_user_id",
     "wb_run_id",
 )
-_INT_DEFAULTS: Final[dict[str, int]] = {
+INT_DEFAULTS: Final[dict[str, int]] = {
     "latency": 0,
     "status": 200,
     "prompt_tokens": 0,
@@ -48,12 +48,13 @@ _INT_DEFAULTS: Final[dict[str, int]] = {
     "prompt_cache_read_tokens": 0,
     "prompt_cache_write_tokens": 0,
 }
-_BOOL_DEFAULTS: Final[dict[str, bool]] = {
+BOOL_DEFAULTS: Final[dict[str, bool]] = {
     "cached": False,
     "threat": False,
     "is_passthrough_billing": False,
 }
 _KNOWN: Final = frozenset(COLUMN_NAMES)
+_BOM: Final = b"\xef\xbb\xbf"
 _EPOCH: Final = datetime(1970, 1, 1)
 _DATE_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -61,15 +62,28 @@ _DATE_TIME = re.compile(
 
 
 class DataLoadError(HeliconeError, ValueError):
-    """A request row that cannot be loaded; ``line`` and ``field`` say where."""
+    """A request row that cannot be loaded; ``path``, ``line`` (JSONL) or ``row`` (Parquet, and
+    rows in memory: 1 is the first) and ``field`` say where."""
 
-    def __init__(self, message: str, *, line: int | None = None, field: str | None = None) -> None:
-        where = f"line {line}: " if line is not None else ""
+    def __init__(
+        self,
+        message: str,
+        *,
+        line: int | None = None,
+        field: str | None = None,
+        row: int | None = None,
+        path: str | Path | None = None,
+    ) -> None:
+        where = f"{path}: " if path is not None else ""
+        where += f"line {line}: " if line is not None else ""
+        where += f"row {row}: " if row is not None else ""
         what = f"field {field!r}: " if field else ""
         super().__init__(f"{where}{what}{message}")
         self.reason = message
         self.line = line
+        self.row = row
         self.field = field
+        self.path = None if path is None else str(path)
 
 
 def parse_timestamp(value: Any, field: str) -> datetime:
@@ -146,7 +160,7 @@ def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
         raise DataLoadError(
             "unknown field; see the JSONL request format in the README", field=unknown[0]
         )
-    for name in _REQUIRED:
+    for name in REQUIRED:
         if row.get(name) is None:
             raise DataLoadError("is required", field=name)
     out: dict[str, Any] = {
@@ -156,13 +170,13 @@ def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
     }
     if not out["request_id"]:
         raise DataLoadError("must not be empty", field="request_id")
-    for name, text_default in _TEXT_DEFAULTS.items():
+    for name, text_default in TEXT_DEFAULTS.items():
         out[name] = _text(row[name], name) if row.get(name) is not None else text_default
-    for name in _NULLABLE_TEXT:
+    for name in NULLABLE_TEXT:
         out[name] = _text(row[name], name) if row.get(name) is not None else None
-    for name, int_default in _INT_DEFAULTS.items():
+    for name, int_default in INT_DEFAULTS.items():
         out[name] = _integer(row[name], name) if row.get(name) is not None else int_default
-    for name, bool_default in _BOOL_DEFAULTS.items():
+    for name, bool_default in BOOL_DEFAULTS.items():
         out[name] = _boolean(row[name], name) if row.get(name) is not None else bool_default
     _fill_derived(row, out)
     return out
@@ -223,25 +237,42 @@ def normalize_rows(
     return columns
 
 
+def jsonl_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each non-blank line; lines end at ``\\n`` only (as in DuckDB's
+    reader), a leading byte-order mark is skipped, and bytes that are not UTF-8 raise
+    ``DataLoadError`` naming their line."""
+    with Path(path).open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataLoadError("not valid UTF-8", line=number, path=path) from None
+            if text.strip():
+                yield number, text
+
+
+def parse_line(text: str, number: int, path: str | Path | None = None) -> dict[str, Any]:
+    """One JSONL line as a checked row (not normalised); ``DataLoadError`` names the line."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataLoadError(f"not valid JSON ({exc.msg})", line=number, path=path) from None
+    except RecursionError:
+        raise DataLoadError("not valid JSON (nested too deeply)", line=number, path=path) from None
+    if not isinstance(value, dict):
+        raise DataLoadError("expected a JSON object", line=number, path=path)
+    try:
+        normalize_row(value)
+    except DataLoadError as exc:
+        raise DataLoadError(exc.reason, line=number, field=exc.field, path=path) from None
+    return value
+
+
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     """The rows of a JSONL file; a bad line raises ``DataLoadError`` naming it."""
-    rows: list[dict[str, Any]] = []
-    with Path(path).open(encoding="utf-8") as handle:
-        for number, text in enumerate(handle, start=1):
-            if not text.strip():
-                continue
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise DataLoadError(f"not valid JSON ({exc.msg})", line=number) from None
-            if not isinstance(value, dict):
-                raise DataLoadError("expected a JSON object", line=number)
-            try:
-                normalize_row(value)
-            except DataLoadError as exc:
-                raise DataLoadError(exc.reason, line=number, field=exc.field) from None
-            rows.append(value)
-    return rows
+    return [parse_line(text, number, path) for number, text in jsonl_lines(path)]
 
 
 def _json_value(value: Any) -> Any:

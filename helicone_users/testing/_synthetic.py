@@ -9,11 +9,16 @@ token counts are log-normal, costs are tokens times a per-token price table, a f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, Final
 
 from helicone_users._errors import InvalidRequestError
 from helicone_users.testing._store import COLUMN_NAMES, DEFAULT_ORG_ID, ZERO_UUID, Store
+
+#: Bumped when the same seed would generate other rows, so a stored dataset is not mistaken
+#: for a fresh one (see ``describe``).
+GENERATOR_VERSION: Final = 1
 
 # (provider, model, USD per prompt token, USD per completion token, weight)
 MODEL_PRICES: Final[tuple[tuple[str, str, float, float, int], ...]] = (
@@ -71,8 +76,8 @@ FROM (SELECT i, hash(i, $seed) AS h0 FROM range($n) AS r(i)) AS d0
 _SHAPED = """
 SELECT d.*,
   1 + floor(d.u_model * $slot_count)::INTEGER AS m,
-  CASE WHEN d.u_misc < 0.004 THEN ''
-       ELSE 'user_' || lpad(floor(pow($users, d.u_user))::BIGINT::VARCHAR, 6, '0') END AS uid,
+  'user_' || lpad(floor(pow($users, d.u_user))::BIGINT::VARCHAR, 6, '0') AS named,
+  d.u_misc < 0.004 AS anonymous,
   CASE WHEN d.u_status < 0.02 THEN 429 WHEN d.u_status < 0.03 THEN 500 ELSE 200 END AS st,
   greatest(1, floor(exp(6.2 + 0.9 * d.z1)))::BIGINT AS lat,
   greatest(1, floor(exp(5.5 + 1.1 * d.z2)))::BIGINT AS pt,
@@ -85,7 +90,7 @@ FROM ({draws}) AS d
 
 _ROWS = """
 SELECT
-  s.rid, s.uid, s.ts, s.ts + to_milliseconds(s.lat),
+  s.rid, CASE WHEN s.anonymous THEN '' ELSE s.named END, s.ts, s.ts + to_milliseconds(s.lat),
   list_extract($models, s.m), list_extract($providers, s.m), s.lat,
   CASE WHEN s.st = 200 THEN floor(s.lat * (0.1 + 0.4 * s.u_prop))::BIGINT END,
   s.st, s.pt, CASE WHEN s.st = 200 THEN s.ct ELSE 0 END,
@@ -121,7 +126,8 @@ SELECT
          + CASE WHEN s.st = 200 THEN s.ct ELSE 0 END * list_extract($cp, s.m)) * 1e9)::BIGINT,
   '', '',
   list_extract($providers, s.m) || '.' || list_extract($models, s.m), s.rid, NULL,
-  CASE WHEN s.uid <> '' THEN s.uid || ':thread-' || (s.i % 3)::VARCHAR END, NULL, NULL, NULL
+  CASE WHEN NOT s.anonymous THEN s.named || ':thread-' || (s.i % 3)::VARCHAR END,
+  NULL, NULL, NULL
 FROM ({shaped}) AS s
 """
 
@@ -134,40 +140,58 @@ def synthetic_insert_sql() -> str:
     return f"INSERT INTO requests ({names}) {select}"
 
 
-def generate(
-    store: Store,
-    *,
-    seed: int = 0,
-    users: int = 50,
-    requests: int = 1000,
-    days: int = 30,
-    end: datetime | None = None,
-) -> int:
-    """Insert ``requests`` synthetic rows into ``store``; returns how many."""
-    if users < 1 or requests < 0 or days < 1:
-        raise InvalidRequestError(
-            "synthetic data needs users >= 1, requests >= 0 and days >= 1", field="users"
+class SyntheticSource:
+    """A deterministic synthetic dataset, generated inside DuckDB when the emulator starts."""
+
+    def __init__(
+        self,
+        *,
+        seed: int = 0,
+        users: int = 50,
+        requests: int = 1000,
+        days: int = 30,
+        end: datetime | None = None,
+    ) -> None:
+        if users < 1 or requests < 0 or days < 1:
+            raise InvalidRequestError(
+                "synthetic data needs users >= 1, requests >= 0 and days >= 1", field="users"
+            )
+        end_ts = (end or DEFAULT_END).astimezone(timezone.utc).replace(tzinfo=None)
+        self.end = end_ts.replace(microsecond=end_ts.microsecond // 1000 * 1000)
+        self.seed, self.users, self.requests, self.days = seed, users, requests, days
+
+    def describe(self) -> str:
+        """The parameters, as recorded in a database file and compared when it is reopened."""
+        return (
+            f"synthetic data (seed={self.seed}, users={self.users}, requests={self.requests}, "
+            f"days={self.days}, end={self.end.isoformat()}Z, generator {GENERATOR_VERSION})"
         )
-    end_ts = (end or DEFAULT_END).astimezone(timezone.utc).replace(tzinfo=None)
-    end_ts = end_ts.replace(microsecond=end_ts.microsecond // 1000 * 1000)
-    slots = _slots()
-    params: dict[str, Any] = {
-        "seed": seed,
-        "n": requests,
-        "users": users,
-        "slot_count": len(slots["model"]),
-        "end_ts": end_ts,
-        "span_ms": days * 86_400 * 1_000,
-        "models": slots["model"],
-        "providers": slots["provider"],
-        "pp": slots["pp"],
-        "cp": slots["cp"],
-        "urls": slots["url"],
-        "countries": COUNTRIES,
-        "envs": ENVIRONMENTS,
-        "features": FEATURES,
-        "zero_uuid": ZERO_UUID,
-        "org": DEFAULT_ORG_ID,
-    }
-    store.insert_sql(synthetic_insert_sql(), params)
-    return requests
+
+    def load(self, store: Store, finish: Callable[[Any], None]) -> int:
+        """Insert the rows into ``store`` in one transaction; returns how many."""
+        with store.write() as cursor:
+            added = store.append(cursor, synthetic_insert_sql(), self._params())
+            finish(cursor)
+        return added
+
+    def _params(self) -> dict[str, Any]:
+        slots = _slots()
+        span_ms = self.days * 86_400 * 1_000
+        return {
+            "seed": self.seed,
+            "n": self.requests,
+            "users": self.users,
+            "slot_count": len(slots["model"]),
+            "end_ts": self.end,
+            "span_ms": span_ms,
+            "models": slots["model"],
+            "providers": slots["provider"],
+            "pp": slots["pp"],
+            "cp": slots["cp"],
+            "urls": slots["url"],
+            "countries": COUNTRIES,
+            "envs": ENVIRONMENTS,
+            "features": FEATURES,
+            "zero_uuid": ZERO_UUID,
+            "org": DEFAULT_ORG_ID,
+        }

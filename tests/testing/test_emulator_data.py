@@ -167,3 +167,4 @@ async def test_timestamps_with_any_fraction_or_offset_form_load_on_every_python(
         "2024-05-01T12:00:00.123000+00:00",
         "2024-05-01T12:00:00+00:00",
     ]
+
