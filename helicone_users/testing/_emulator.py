@@ -104,7 +104,9 @@ class Emulator:
         end: datetime | None = None,
         **kwargs: Any,
     ) -> Emulator:
-        """An emulator that generates a deterministic synthetic dataset when it starts."""
+        """An emulator that generates a deterministic synthetic dataset when it starts:
+        ``users`` users (all of them, when ``requests >= users``) and ``requests`` requests over
+        ``days`` days ending at ``end``."""
         emulator = cls(seed=seed, **kwargs)
         emulator._source = SyntheticSource(
             seed=seed, users=users, requests=requests, days=days, end=end

@@ -168,3 +168,38 @@ async def test_timestamps_with_any_fraction_or_offset_form_load_on_every_python(
         "2024-05-01T12:00:00+00:00",
     ]
 
+
+@pytest.mark.parametrize(("users", "requests"), [(1, 10), (7, 7), (200, 5000)])
+async def test_synthetic_users_n_gives_n_users_through_the_sdk(users: int, requests: int) -> None:
+    async with (
+        Emulator.synthetic(seed=9, users=users, requests=requests, days=5) as emulator,
+        emulator.client() as client,
+    ):
+        page = await client.users.metrics(limit=1000, time_range=None)
+        rows = await emulator.rows()
+    assert page.count == users
+    assert {user.user_id for user in page.users} == {f"user_{i:06d}" for i in range(1, users + 1)}
+    if requests >= 1000:
+        assert 0 < sum(row["user_id"] == "" for row in rows) < requests // 50
+
+
+async def test_the_cli_synthetic_users_option_gives_that_many_users() -> None:
+    from helicone_users._cli import build_parser
+    from helicone_users._cli.emulator import build_emulator
+
+    args = build_parser().parse_args(
+        ["emulator", "--port", "0", "--synthetic-users", "200", "--requests", "5000"]
+    )
+    async with build_emulator(args) as emulator, emulator.client() as client:
+        page = await client.users.metrics(limit=1, time_range=None)
+    assert page.count == 200
+
+
+async def test_synthetic_rows_are_stored_in_time_order() -> None:
+    async with Emulator.synthetic(seed=2, users=20, requests=3000, days=9) as emulator:
+        stamps = await emulator.state.store.run(
+            lambda cursor: cursor.execute(
+                "SELECT request_created_at FROM requests ORDER BY rowid"
+            ).fetchall()
+        )
+    assert stamps == sorted(stamps)
