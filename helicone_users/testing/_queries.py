@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from helicone_users._config import MAX_PAGE_SIZE, MAX_USER_IDS_PER_QUERY
 from helicone_users.testing._schema import PSIZES
@@ -27,6 +27,8 @@ _BIGINT_LIMIT: Final = 2**63 - 1
 RATE_LIMIT_PROPERTY: Final = ("Helicone-Rate-Limit-Status", "rate_limited")
 COUNT_CACHE_SECONDS: Final = 0.060
 LIMIT_ERROR: Final = "Limit cannot be greater than 1000"
+#: Beyond this many 64-day words, active days are counted with count(DISTINCT day).
+MAX_DAY_WORDS: Final = 16
 
 
 class QueryError(Exception):
@@ -52,15 +54,56 @@ class Context:
         return quirk in self.quirks
 
 
-def _aggregates(shift: str, rate_limited: str) -> str:
+class DaySpan(NamedTuple):
+    """The UTC days the matching requests can fall on: from ``first``, ``words`` x 64 days."""
+
+    first: date
+    words: int
+
+
+def day_span(cursor: Any, body: Mapping[str, Any], ctx: Context) -> DaySpan | None:
+    """The days of the stored requests (within the time filter); None when there are none or
+    they span more than ``MAX_DAY_WORDS`` x 64 days."""
+    bounds = _time_bounds(body, ctx)
+    sql = "SELECT min(day), max(day) FROM user_days"
+    if bounds is None:
+        cursor.execute(sql)
+    else:  # the days the bounds touch
+        cursor.execute(f"{sql} WHERE day BETWEEN ? AND ?", [bounds[0].date(), bounds[1].date()])
+    first, last = cursor.fetchone()
+    if first is None:
+        return None
+    words = (last - first).days // 64 + 1
+    return DaySpan(first, words) if words <= MAX_DAY_WORDS else None
+
+
+def _active_days(span: DaySpan | None, params: Params) -> str:
+    """The number of distinct UTC days among a user's requests.
+
+    Over a known span it is the popcount of a bitmap of the days (one 64-bit word per 64 days),
+    which DuckDB aggregates much faster than ``count(DISTINCT day)``.
+    """
+    if span is None:
+        return "count(DISTINCT CAST(r.request_created_at AS DATE))"
+    day = f"(CAST(r.request_created_at AS DATE) - {params.add(span.first)}::DATE)"
+    if span.words == 1:
+        return f"bit_count(bit_or(1::UBIGINT << {day}::UBIGINT))"
+    words = [
+        f"bit_count(coalesce(bit_or(CASE WHEN {day} // 64 = {word} "
+        f"THEN 1::UBIGINT << ({day} % 64)::UBIGINT END), 0))"
+        for word in range(span.words)
+    ]
+    return "(" + " + ".join(words) + ")"
+
+
+def _aggregates(shift: str, rate_limited: str, days: str) -> str:
     return f"""
   r.user_id AS user_id,
-  count(DISTINCT CAST(r.request_created_at AS DATE)) AS active_for,
+  {days} AS active_for,
   min(r.request_created_at) - {shift} AS first_active,
   max(r.request_created_at) - {shift} AS last_active,
   count(r.request_id) AS total_requests,
-  count(r.request_id) / count(DISTINCT CAST(r.request_created_at AS DATE))
-    AS average_requests_per_day_active,
+  count(r.request_id) / {days} AS average_requests_per_day_active,
   (sum(r.prompt_tokens) + sum(r.completion_tokens)) / count(r.request_id)
     AS average_tokens_per_request,
   sum(r.prompt_tokens) AS total_prompt_tokens,
@@ -115,13 +158,21 @@ def _base_where(ctx: Context, params: Params, clauses: list[str]) -> str:
     return " AND ".join(clauses) if clauses else "TRUE"
 
 
-def _metrics_time(body: Mapping[str, Any], ctx: Context, params: Params) -> list[str]:
+def _time_bounds(body: Mapping[str, Any], ctx: Context) -> tuple[datetime, datetime] | None:
     time_filter = body.get("timeFilter")
     if not time_filter:
-        return []
+        return None
     whole = ctx.options.second_precision
     start = seconds_to_timestamp(time_filter["startTimeUnixSeconds"], "timeFilter", whole=whole)
     end = seconds_to_timestamp(time_filter["endTimeUnixSeconds"], "timeFilter", whole=whole)
+    return start, end
+
+
+def _metrics_time(body: Mapping[str, Any], ctx: Context, params: Params) -> list[str]:
+    bounds = _time_bounds(body, ctx)
+    if bounds is None:
+        return []
+    start, end = bounds
     return [
         f"r.request_created_at > {params.add(start)}",
         f"r.request_created_at < {params.add(end)}",
@@ -143,10 +194,12 @@ def user_set_sql(
     *,
     users_pass: bool = True,
     lean: bool = False,
+    span: DaySpan | None = None,
 ) -> str:
     """SQL yielding one aggregate row per matching user (the A.5 semantics).
 
-    ``lean`` keeps only ``total_requests`` and ``cost`` when no users_view leaf needs the rest.
+    ``lean`` keeps only ``total_requests`` and ``cost`` when no users_view leaf needs the rest;
+    ``span`` (from ``day_span``) lets the active days be counted from a bitmap.
     """
     tree = body.get("filter", "all")
     rows_pass = compile_filter(tree, params, rows="r", users=None, options=ctx.options)
@@ -161,7 +214,8 @@ def user_set_sql(
         aggregates = (
             _LEAN_AGGREGATES
             if lean
-            else _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
+            else _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params),
+                             _active_days(span, params))
         )
     base = _base_where(ctx, params, time_bounds)
     first = f"SELECT {aggregates} FROM {source} r WHERE {base} AND {rows_pass} GROUP BY 1"
@@ -170,7 +224,8 @@ def user_set_sql(
     two_pass = has_cross_table_or(tree) and not ctx.has("cross_table_or_matches_all")
     if two_pass:
         full = compile_filter(tree, params, rows="r", users="u", options=ctx.options)
-        aggregates = _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params))
+        aggregates = _aggregates(_shift(body, ctx, params), _rate_limited(body, ctx, params),
+                                 _active_days(span, params))
         return (
             f"SELECT {aggregates} FROM requests r JOIN ({first}) u ON r.user_id = u.user_id "
             f"WHERE {base} AND {full} GROUP BY 1"
@@ -209,8 +264,9 @@ def iso_millis(value: datetime, *, whole_seconds: bool = False) -> str:
 def metrics(cursor: Any, body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The data of POST /v1/user/metrics/query."""
     limit, offset = _page_bounds(body)
+    span = day_span(cursor, body, ctx)
     params = Params()
-    users = user_set_sql(body, ctx, params)
+    users = user_set_sql(body, ctx, params, span=span)
     order = _order_by(body, ctx, params)
     sql = (
         f"SELECT *, count(*) OVER () AS _total FROM ({users}) ORDER BY {order} "
@@ -219,9 +275,9 @@ def metrics(cursor: Any, body: Mapping[str, Any], ctx: Context) -> dict[str, Any
     cursor.execute(sql, params.values)
     names = [d[0] for d in cursor.description]
     rows = [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-    total = rows[0]["_total"] if rows else _count(cursor, body, ctx, offset)
+    total = rows[0]["_total"] if rows else _count(cursor, body, ctx, offset, span)
     total = _cached_count(ctx, int(total))
-    cursor.execute("SELECT EXISTS (SELECT 1 FROM requests WHERE user_id <> '')")
+    cursor.execute("SELECT EXISTS (SELECT 1 FROM user_days WHERE user_id <> '')")
     has_users = bool(cursor.fetchone()[0])
     as_text = ctx.has("numbers_as_strings")
     return {
@@ -231,11 +287,14 @@ def metrics(cursor: Any, body: Mapping[str, Any], ctx: Context) -> dict[str, Any
     }
 
 
-def _count(cursor: Any, body: Mapping[str, Any], ctx: Context, offset: int) -> int:
+def _count(
+    cursor: Any, body: Mapping[str, Any], ctx: Context, offset: int, span: DaySpan | None
+) -> int:
     if offset == 0:
         return 0
     params = Params()
-    cursor.execute(f"SELECT count(*) FROM ({user_set_sql(body, ctx, params)})", params.values)
+    users = user_set_sql(body, ctx, params, span=span)
+    cursor.execute(f"SELECT count(*) FROM ({users})", params.values)
     return int(cursor.fetchone()[0])
 
 
@@ -274,46 +333,67 @@ def _user_row(row: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
 
 def overview(cursor: Any, body: Mapping[str, Any], ctx: Context) -> dict[str, Any]:
     """The data of POST /v1/user/metrics-overview/query."""
-    params = Params()
     users_pass = not ctx.has("users_view_ignored_on_overview")
-    users = user_set_sql(body, ctx, params, users_pass=users_pass, lean=True)
-    cursor.execute(f"SELECT total_requests, cost FROM ({users})", params.values)
-    rows = cursor.fetchall()
+    span = day_span(cursor, body, ctx)
+    params = Params()
+    users = user_set_sql(body, ctx, params, users_pass=users_pass, lean=True, span=span)
     upper = PSIZES[body["pSize"]]
     lower = 1 - upper if body["useInterquartile"] else None
-    return {
-        "request_count": histogram([float(r[0]) for r in rows], upper, lower),
-        "user_cost": histogram([float(r[1]) for r in rows], upper, lower),
-    }
+    sql = _HISTOGRAM.format(users=users, high=params.add(upper), low=params.add(lower))
+    cursor.execute(sql, params.values)
+    bins: dict[str, list[tuple[int, int, float, float]]] = {name: [] for name in _HISTOGRAMS}
+    for metric, index, count, start, end in cursor.fetchall():
+        bins[metric].append((int(index), int(count), float(start), float(end)))
+    return {name: histogram_rows(bins[name]) for name in _HISTOGRAMS}
 
 
-def quantile(ordered: Sequence[float], q: float) -> float:
-    """The exact, linearly interpolated quantile of sorted values."""
-    position = (len(ordered) - 1) * q
-    below = math.floor(position)
-    above = min(below + 1, len(ordered) - 1)
-    return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+_HISTOGRAMS: Final = ("request_count", "user_cost")
+# Per metric: the users' values in order, the exact linearly interpolated quantile cut-offs
+# (the arithmetic of ``position = (n - 1) * q``, as in Python), the values kept between them,
+# and at most ten equal-width bins from the smallest kept value to the largest.
+_HISTOGRAM: Final = """
+WITH users AS MATERIALIZED (SELECT total_requests, cost FROM ({users})),
+vals AS (
+  SELECT 'request_count' AS metric, CAST(total_requests AS DOUBLE) AS x FROM users
+  UNION ALL SELECT 'user_cost', CAST(cost AS DOUBLE) FROM users),
+ranked AS (
+  SELECT metric, x, row_number() OVER (PARTITION BY metric ORDER BY x) - 1 AS i,
+    count(*) OVER (PARTITION BY metric) AS n
+  FROM vals),
+positions AS (
+  SELECT DISTINCT metric, n, (n - 1) * {high} AS ph, (n - 1) * {low} AS pl FROM ranked),
+cuts AS (
+  SELECT p.metric,
+    max(r.x) FILTER (WHERE r.i = floor(p.ph)) + (max(r.x) FILTER (
+      WHERE r.i = least(floor(p.ph) + 1, p.n - 1)) - max(r.x) FILTER (WHERE r.i = floor(p.ph)))
+      * (p.ph - floor(p.ph)) AS high,
+    coalesce(max(r.x) FILTER (WHERE r.i = floor(p.pl)) + (max(r.x) FILTER (
+      WHERE r.i = least(floor(p.pl) + 1, p.n - 1)) - max(r.x) FILTER (WHERE r.i = floor(p.pl)))
+      * (p.pl - floor(p.pl)), '-inf'::DOUBLE) AS low
+  FROM positions p JOIN ranked r USING (metric) GROUP BY p.metric, p.n, p.ph, p.pl),
+kept AS (
+  SELECT r.metric, r.x FROM ranked r JOIN cuts c USING (metric)
+  WHERE r.x >= c.low AND r.x <= c.high),
+spans AS (SELECT metric, min(x) AS first, max(x) AS last FROM kept GROUP BY metric)
+SELECT k.metric,
+  CASE WHEN s.last = s.first THEN 0
+       ELSE least(CAST(floor((k.x - s.first) / ((s.last - s.first) / 10)) AS BIGINT), 9) END,
+  count(*), any_value(s.first), any_value(s.last)
+FROM kept k JOIN spans s USING (metric) GROUP BY 1, 2 ORDER BY 1, 2
+"""
 
 
-def histogram(values: list[float], upper: float, lower: float | None) -> list[dict[str, Any]]:
-    """At most ten equal-width bins over the values kept by the quantile cut-offs."""
-    if not values:
+def histogram_rows(bins: Sequence[tuple[int, int, float, float]]) -> list[dict[str, Any]]:
+    """The answer's rows from ``(bin, users, first kept, last kept)``: one bin when every kept
+    value is equal, else the edges of ten equal-width bins and the bins that hold users."""
+    if not bins:
         return []
-    ordered = sorted(values)
-    high = quantile(ordered, upper)
-    low = quantile(ordered, lower) if lower is not None else -math.inf
-    kept = [v for v in ordered if low <= v <= high]
-    if not kept:
-        return []
-    start, end = kept[0], kept[-1]
+    start, end = bins[0][2], bins[0][3]
     if start == end:
-        return [_bin(start, end, len(kept))]
+        return [_bin(start, end, sum(count for _, count, _, _ in bins))]
     width = (end - start) / 10
-    counts = [0] * 10
-    for value in kept:
-        counts[min(int((value - start) / width), 9)] += 1
     edges = [start + width * i for i in range(10)] + [end]
-    return [_bin(edges[i], edges[i + 1], n) for i, n in enumerate(counts) if n]
+    return [_bin(edges[index], edges[index + 1], count) for index, count, _, _ in bins]
 
 
 def _bin(start: float, end: float, count: int) -> dict[str, Any]:
