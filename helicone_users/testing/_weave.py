@@ -11,7 +11,7 @@ import hmac
 import json
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,12 +23,12 @@ from helicone_users._errors import InvalidRequestError
 from helicone_users._iso import parse_iso8601
 from helicone_users._weave_models import AGGREGATIONS, CALL_METRICS, USAGE_METRICS
 from helicone_users.testing._faults import with_faults
+from helicone_users.testing._weave_sql import stats_cells
 from helicone_users.testing._weave_stats import (
-    Call,
+    Cell,
     MetricSpec,
     ModelPrice,
     StatsQuery,
-    call_from_row,
     compute_stats,
     default_prices,
 )
@@ -73,10 +73,6 @@ _log = logging.getLogger(f"{LOGGER_NAME}.emulator")
 _BACKEND_ERROR: Final = {"reason": "Temporary backend error"}
 _INTERNAL_ERROR: Final = {"reason": "Internal server error"}
 
-_ROW_COLUMNS: Final = ("request_id", "latency", "model", "status", "prompt_tokens",
-                       "completion_tokens", "total_tokens", "prompt_cache_read_tokens",
-                       "prompt_cache_write_tokens", "op_name", "trace_id", "parent_id",
-                       "thread_id", "turn_id", "wb_user_id", "wb_run_id")
 
 
 def max_range_days(state: EmulatorState) -> int | None:
@@ -443,29 +439,6 @@ def _authorized(header: str | None, api_key: str) -> bool:
     return user == WEAVE_BASIC_USER and hmac.compare_digest(password.encode(), api_key.encode())
 
 
-def _rows_query(start: datetime, end: datetime) -> Callable[[Any], list[dict[str, Any]]]:
-    def read(cursor: Any) -> list[dict[str, Any]]:
-        cursor.execute(
-            f"SELECT {', '.join(_ROW_COLUMNS)}, epoch_us(request_created_at) AS started_us, "
-            "epoch_us(response_created_at) AS ended_us FROM requests "
-            "WHERE request_created_at >= ? AND request_created_at < ?",
-            [start.astimezone(timezone.utc).replace(tzinfo=None),
-             end.astimezone(timezone.utc).replace(tzinfo=None)],
-        )
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-
-    return read
-
-
-async def _load_calls(
-    state: EmulatorState, query: StatsQuery, quirks: frozenset[str]
-) -> list[Call]:
-    rows = await state.store.run(_rows_query(query.start, query.end))
-    raw = "total_tokens_raw_only" in quirks
-    return [call_from_row(row, raw_total_tokens=raw) for row in rows]
-
-
 def _quirks(state: EmulatorState) -> frozenset[str]:
     return state.quirks & WEAVE_QUIRKS
 
@@ -511,25 +484,38 @@ async def answer(state: EmulatorState, request: web.Request) -> web.Response:
                                           max_range_days=max_range_days(state))
     except _Reject as reject:
         return web.json_response(reject.body, status=reject.status)
-    calls = await _load_calls(state, query, quirks) if query.granularity else []
-    status, result = stats_answer(calls, query, prices(state), echo_start=start, echo_end=end)
+    raw = "total_tokens_raw_only" in quirks
+    try:
+        cells = await state.store.run(
+            lambda cursor: stats_cells(cursor, query, raw_total_tokens=raw)
+        )
+    except (InvalidRequestError, OverflowError) as exc:
+        status, result = _unwritable_buckets(exc, query)
+    else:
+        status, result = stats_answer(cells, query, prices(state), echo_start=start,
+                                      echo_end=end)  # fmt: skip
     return web.json_response(result, status=status)
 
 
 def stats_answer(
-    calls: Sequence[Call], query: StatsQuery, price_table: Mapping[str, ModelPrice], *,
+    cells: Iterable[Cell], query: StatsQuery, price_table: Mapping[str, ModelPrice], *,
     echo_start: str, echo_end: str,
 ) -> tuple[int, dict[str, Any]]:
-    """The status and body for a validated query: the stats, or a 400 when its buckets cannot
-    be written as dates (years 1 to 9999)."""
+    """The status and body for a validated query and its cells: the stats, or a 400 when its
+    buckets cannot be written as dates (years 1 to 9999)."""
     try:
-        return 200, compute_stats(calls, query, price_table, echo_start=echo_start,
+        return 200, compute_stats(cells, query, price_table, echo_start=echo_start,
                                   echo_end=echo_end)
-    except InvalidRequestError as exc:  # a bucket that would start before year 1
+    except (InvalidRequestError, OverflowError) as exc:
+        return _unwritable_buckets(exc, query)
+
+
+def _unwritable_buckets(exc: Exception, query: StatsQuery) -> tuple[int, dict[str, Any]]:
+    if isinstance(exc, InvalidRequestError):  # a bucket that would start before year 1
         return 400, {"reason": str(exc)}
-    except OverflowError:  # a bucket label past the calendar's ends in the zone
-        return 400, {"reason": "the buckets of this range cannot be written as dates in "
-                               f"{query.timezone}: they fall outside the years 1-9999"}
+    # a bucket label past the calendar's ends in the zone
+    return 400, {"reason": "the buckets of this range cannot be written as dates in "
+                           f"{query.timezone}: they fall outside the years 1-9999"}
 
 
 def add_weave_routes(app: web.Application, state: EmulatorState) -> None:

@@ -1,16 +1,15 @@
-"""The ``/calls/stats`` computation over plain call rows: buckets, aggregates, percentiles, cost.
+"""The ``/calls/stats`` answer from aggregated cells: dense buckets, labels, fill values, costs.
 
 Each stored request is one Weave call that started at ``request_created_at`` and ended at
-``response_created_at``; its usage is keyed by its model. This module knows nothing of HTTP or
-DuckDB, so it can be read (and tested) as the definition of the emulator's answers.
+``response_created_at``; its usage is keyed by its model. DuckDB aggregates the calls of each
+bucket (and of each bucket and model, for usage) into ``Cell`` values (``_weave_sql``); this
+module turns cells into the answer body and knows nothing of HTTP or DuckDB.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import datetime, timezone, tzinfo
 from typing import Any, Final, NamedTuple
 
 import attrs
@@ -20,14 +19,14 @@ from helicone_users.testing._synthetic import MODEL_PRICES
 from helicone_users.weave import Alignment, bucket_starts
 
 __all__ = [
-    "Call",
+    "Cell",
     "MetricSpec",
     "ModelPrice",
     "StatsQuery",
-    "call_from_row",
+    "Summary",
     "compute_stats",
     "default_prices",
-    "quantile",
+    "token_specs",
 ]
 
 Number = float | int | None
@@ -36,6 +35,13 @@ Number = float | int | None
 # like the common provider rates: reads at a tenth of the prompt price, writes at 1.25 times.
 CACHE_READ_PRICE_FACTOR: Final = 0.1
 CACHE_WRITE_PRICE_FACTOR: Final = 1.25
+#: The token sums a cost needs, as ``Cell.totals`` keys.
+COST_TOKENS: Final = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
 
 
 @attrs.frozen
@@ -61,64 +67,27 @@ def default_prices() -> dict[str, ModelPrice]:
     }
 
 
-class Call(NamedTuple):
-    """One call as the stats see it; times are microseconds since the Unix epoch (UTC)."""
+class Summary(NamedTuple):
+    """One metric's values in one cell, aggregated: how many, their sum, min and max, how many
+    equal 1 and 0, and the requested percentiles (linear interpolation; None when empty)."""
 
-    # A tuple, not an attrs class: the emulator builds one per stored request per query.
-    call_id: str
-    started_us: int
-    latency_ms: int | None
-    error: int
+    n: int = 0
+    total: int = 0
+    low: int | None = None
+    high: int | None = None
+    ones: int = 0
+    zeros: int = 0
+    percentiles: tuple[float | None, ...] = ()
+
+
+class Cell(NamedTuple):
+    """The calls of one bucket (``model`` None) or the usage of one model in one bucket."""
+
+    bucket: int
     model: str | None
-    usage: Mapping[str, int]
-    fields: Mapping[str, str | None]
-
-
-_FILTER_FIELDS: Final = ("op_name", "trace_id", "parent_id", "thread_id", "turn_id",
-                         "wb_user_id", "wb_run_id")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_ONE_US: Final = timedelta(microseconds=1)
-
-
-def epoch_us(moment: datetime) -> int:
-    """Microseconds since the Unix epoch of an aware datetime."""
-    return (moment - _EPOCH) // _ONE_US
-
-
-def call_from_row(row: Mapping[str, Any], *, raw_total_tokens: bool = False) -> Call:
-    """A stored request as a Weave call.
-
-    ``row`` has the JSONL columns, with ``started_us`` / ``ended_us`` (epoch microseconds of
-    ``request_created_at`` / ``response_created_at``) in place of the timestamps.
-    """
-    started = int(row["started_us"])
-    ended = row.get("ended_us")
-    if ended is None and row.get("latency") is not None:
-        ended = started + int(row["latency"]) * 1000
-    # An end before the start is the unfinished-call sentinel: no latency, like the server.
-    latency = None if ended is None or ended < started else (int(ended) - started) // 1000
-    model = row.get("model") or None
-    usage: dict[str, int] = {}
-    if model is not None and ended is not None:
-        prompt = int(row.get("prompt_tokens") or 0)
-        completion = int(row.get("completion_tokens") or 0)
-        usage = {
-            "input_tokens": prompt,
-            "output_tokens": completion,
-            "total_tokens": int(row.get("total_tokens") or 0) if raw_total_tokens
-            else prompt + completion,
-            "cache_read_input_tokens": int(row.get("prompt_cache_read_tokens") or 0),
-            "cache_creation_input_tokens": int(row.get("prompt_cache_write_tokens") or 0),
-        }
-    return Call(
-        call_id=str(row["request_id"]),
-        started_us=started,
-        latency_ms=latency,
-        error=1 if int(row.get("status") or 200) >= 400 else 0,
-        model=model,
-        usage=usage,
-        fields={name: row.get(name) for name in _FILTER_FIELDS},
-    )
+    calls: int
+    summaries: tuple[Summary, ...]
+    totals: Mapping[str, int] = {}
 
 
 @attrs.frozen
@@ -152,80 +121,34 @@ class StatsQuery:
 # --- aggregation ---------------------------------------------------------------------------------
 
 
-def quantile(values: Sequence[float], q: float) -> float | None:
-    """Linear interpolation between closest ranks (ClickHouse ``quantile``); None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = math.floor(position)
-    high = min(low + 1, len(ordered) - 1)
-    return float(ordered[low] + (ordered[high] - ordered[low]) * (position - low))
-
-
-def _aggregate(aggregation: str, values: Sequence[float], as_float: bool) -> Number:
+def _aggregate(aggregation: str, summary: Summary, as_float: bool) -> Number:
     # Empty cells: sums, counts and averages are 0 (COALESCE); min and max are null.
     if aggregation == "count":
-        return len(values)
+        return summary.n
     if aggregation == "count_true":
-        return sum(1 for value in values if value == 1)
+        return summary.ones
     if aggregation == "count_false":
-        return sum(1 for value in values if value == 0)
+        return summary.zeros
     if aggregation == "avg":
-        return sum(values) / len(values) if values else 0.0
+        return summary.total / summary.n if summary.n else 0.0
     if aggregation == "sum":
-        total = sum(values)
-        return float(total) if as_float else total
-    if not values:
+        return float(summary.total) if as_float else summary.total
+    extreme = summary.low if aggregation == "min" else summary.high
+    if extreme is None or summary.n == 0:
         return None
-    extreme = min(values) if aggregation == "min" else max(values)
     return float(extreme) if as_float else extreme
 
 
-def _metric_values(spec: MetricSpec, values: Sequence[float], as_float: bool) -> dict[str, Number]:
+def metric_values(spec: MetricSpec, summary: Summary, as_float: bool) -> dict[str, Number]:
+    """The answer's keys and values for one requested metric in one cell."""
     out: dict[str, Number] = {}
     for aggregation in spec.effective_aggregations():
-        out[metric_key(spec.metric, aggregation)] = _aggregate(aggregation, values, as_float)
-    for percentile in spec.percentiles:
-        out[metric_key(spec.metric, percentile=percentile)] = quantile(values, percentile / 100)
+        out[metric_key(spec.metric, aggregation)] = _aggregate(aggregation, summary, as_float)
+    for index, percentile in enumerate(spec.percentiles):
+        found = summary.percentiles[index] if index < len(summary.percentiles) else None
+        out[metric_key(spec.metric, percentile=percentile)] = None if found is None else float(
+            found)  # fmt: skip
     return out
-
-
-# --- filters -------------------------------------------------------------------------------------
-
-# filter key -> the call field it matches exactly
-_FILTER_COLUMNS: Final = {
-    "op_names": "op_name",
-    "trace_ids": "trace_id",
-    "parent_ids": "parent_id",
-    "thread_ids": "thread_id",
-    "turn_ids": "turn_id",
-    "wb_user_ids": "wb_user_id",
-    "wb_run_ids": "wb_run_id",
-}
-
-
-def _matches(call: Call, spec: Mapping[str, Any]) -> bool:
-    # An empty list is no filter at all, as on the server.
-    for key, column in _FILTER_COLUMNS.items():
-        wanted = spec.get(key)
-        if wanted and call.fields.get(column) not in wanted:
-            return False
-    if spec.get("call_ids") and call.call_id not in spec["call_ids"]:
-        return False
-    if spec.get("trace_roots_only") and call.fields.get("parent_id") is not None:
-        return False
-    # Stored requests carry no refs, so a ref filter matches nothing.
-    return not (spec.get("input_refs") or spec.get("output_refs"))
-
-
-def select_calls(calls: Iterable[Call], query: StatsQuery) -> list[Call]:
-    """The calls the query counts: started in ``[start, end)`` and matching the filter."""
-    low, high = epoch_us(query.start), epoch_us(query.end)
-    in_range = [call for call in calls if low <= call.started_us < high]
-    if not any(query.filter.values()):
-        return in_range
-    return [call for call in in_range if _matches(call, query.filter)]
 
 
 # --- buckets -------------------------------------------------------------------------------------
@@ -236,29 +159,6 @@ def label(moment: datetime, zone_name: str, zone: tzinfo) -> str:
     if zone_name == "UTC":
         return moment.astimezone(timezone.utc).replace(tzinfo=None).isoformat()
     return moment.astimezone(zone).isoformat()
-
-
-def _by_bucket(calls: Iterable[Call], starts: Sequence[datetime]) -> list[list[Call]]:
-    # Buckets are consecutive intervals, so a call belongs to the last one starting before it.
-    bounds = [epoch_us(moment) for moment in starts]
-    groups: list[list[Call]] = [[] for _ in starts]
-    for call in calls:
-        groups[bisect.bisect_right(bounds, call.started_us) - 1].append(call)
-    return groups
-
-
-def _call_bucket(calls: Sequence[Call], specs: Sequence[MetricSpec]) -> dict[str, Number]:
-    out: dict[str, Number] = {}
-    for spec in specs:
-        if spec.metric == "latency_ms":
-            values: list[float] = [c.latency_ms for c in calls if c.latency_ms is not None]
-        elif spec.metric == "error_count":
-            values = [c.error for c in calls]
-        else:
-            values = [1 for _ in calls]
-        out.update(_metric_values(spec, values, as_float=False))
-    out["count"] = len(calls)
-    return out
 
 
 def token_specs(specs: Sequence[MetricSpec]) -> tuple[list[MetricSpec], list[str]]:
@@ -274,39 +174,37 @@ def token_specs(specs: Sequence[MetricSpec]) -> tuple[list[MetricSpec], list[str
     return tokens, costs
 
 
-def _costs(usages: Sequence[Mapping[str, int]], price: ModelPrice | None,
+def _costs(totals: Mapping[str, int], price: ModelPrice | None,
            wanted: Sequence[str]) -> dict[str, Number]:
-    def total(key: str) -> int:
-        return sum(usage[key] for usage in usages)
-
-    read, creation = total("cache_read_input_tokens"), total("cache_creation_input_tokens")
+    read = totals.get("cache_read_input_tokens", 0)
+    creation = totals.get("cache_creation_input_tokens", 0)
     if price is None:
         input_cost = output_cost = total_cost = 0.0
     else:
-        input_cost = (total("input_tokens") - read - creation) * price.prompt
-        output_cost = total("output_tokens") * price.completion
+        input_cost = (totals.get("input_tokens", 0) - read - creation) * price.prompt
+        output_cost = totals.get("output_tokens", 0) * price.completion
         total_cost = (input_cost + output_cost + read * price.cache_read
                       + creation * price.cache_creation)
     values = {"input_cost": input_cost, "output_cost": output_cost, "total_cost": total_cost}
     return {f"sum_{name}": values[name] for name in wanted}
 
 
-def _usage_bucket(usages: Sequence[Mapping[str, int]], tokens: Sequence[MetricSpec],
-                  costs: Sequence[str], price: ModelPrice | None) -> dict[str, Number]:
+def _bucket_values(cell: Cell | None, specs: Sequence[MetricSpec],
+                   as_float: bool) -> dict[str, Number]:
     out: dict[str, Number] = {}
-    for spec in tokens:
-        out.update(_metric_values(spec, [usage[spec.metric] for usage in usages], as_float=True))
-    out["count"] = len(usages)
-    out.update(_costs(usages, price, costs))
+    for index, spec in enumerate(specs):
+        summary = cell.summaries[index] if cell is not None else Summary()
+        out.update(metric_values(spec, summary, as_float))
+    out["count"] = cell.calls if cell is not None else 0
     return out
 
 
 def compute_stats(
-    calls: Iterable[Call], query: StatsQuery, prices: Mapping[str, ModelPrice],
+    cells: Iterable[Cell], query: StatsQuery, prices: Mapping[str, ModelPrice],
     *, echo_start: str | None = None, echo_end: str | None = None,
 ) -> dict[str, Any]:
-    """The ``/calls/stats`` answer body for ``calls``; dense buckets, documented fill values."""
-    selected = select_calls(calls, query)
+    """The ``/calls/stats`` answer body from the query's cells; dense buckets, documented fill
+    values (a bucket or bucket x model without a cell is empty)."""
     body: dict[str, Any] = {
         "start": echo_start or format_utc(query.start),
         "end": echo_end or format_utc(query.end),
@@ -319,33 +217,35 @@ def compute_stats(
         body["granularity"] = 0
         return body
     starts = bucket_starts(query.start, query.end, query.granularity, query.zone, query.alignment)
-    groups = _by_bucket(selected, starts)
+    calls: dict[int, Cell] = {}
+    usage: dict[tuple[int, str], Cell] = {}
+    for cell in cells:
+        if cell.model is None:
+            calls[cell.bucket] = cell
+        else:
+            usage[(cell.bucket, cell.model)] = cell
     if query.call_metrics:
         body["call_buckets"] = [
             {"timestamp": label(moment, query.timezone, query.zone),
-             **_call_bucket(group, query.call_metrics)}
-            for moment, group in zip(starts, groups, strict=True)
+             **_bucket_values(calls.get(index), query.call_metrics, as_float=False)}
+            for index, moment in enumerate(starts)
         ]
     if query.usage_metrics:
-        body["usage_buckets"] = _usage_rows(starts, groups, query, prices)
+        body["usage_buckets"] = _usage_rows(starts, usage, query, prices)
     return body
 
 
-def _usage_rows(starts: Sequence[datetime], groups: Sequence[Sequence[Call]],
+def _usage_rows(starts: Sequence[datetime], cells: Mapping[tuple[int, str], Cell],
                 query: StatsQuery, prices: Mapping[str, ModelPrice]) -> list[dict[str, Any]]:
     # The grid: every model used anywhere in the range, in every bucket (zeros where unused).
-    cells: dict[tuple[int, str], list[Mapping[str, int]]] = {}
-    for index, group in enumerate(groups):
-        for call in group:
-            if call.usage and call.model:
-                cells.setdefault((index, call.model), []).append(call.usage)
     models = sorted({model for _, model in cells})
     tokens, costs = token_specs(query.usage_metrics)
     rows: list[dict[str, Any]] = []
     for index, moment in enumerate(starts):
         stamp = label(moment, query.timezone, query.zone)
         for model in models:
-            usages = cells.get((index, model), [])
+            cell = cells.get((index, model))
             rows.append({"timestamp": stamp, "model": model,
-                         **_usage_bucket(usages, tokens, costs, prices.get(model))})
+                         **_bucket_values(cell, tokens, as_float=True),
+                         **_costs(cell.totals if cell else {}, prices.get(model), costs)})
     return rows

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import random
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import aiohttp
 import pytest
 from emulator_oracle import expected_users, linear_quantile
 
@@ -80,3 +82,44 @@ async def test_overview_bins_match_the_quantile_cut_on_many_users() -> None:
             inside = [v for v in kept if row.range_start <= v <= row.range_end]
             assert row.value <= len(inside)
             assert row.range_end - row.range_start == pytest.approx(width)
+
+
+EDGES = [
+    ("0001-01-01T00:00:00Z", "0001-01-02T00:00:00Z", 3600, "UTC"),
+    ("0001-01-01T12:00:00+05:00", "0001-01-20T00:00:00Z", None, "Asia/Kolkata"),
+    ("9999-12-30T00:00:00Z", "9999-12-31T23:59:59Z", 60, "Pacific/Kiritimati"),
+    ("9999-12-01T00:00:00Z", "9999-12-31T00:00:00Z", 10**12, "America/New_York"),
+    ("2024-03-09T00:00:00Z", "2024-03-12T00:00:00Z", 1800, "America/New_York"),
+]
+
+
+@pytest.mark.parametrize(("start", "end", "granularity", "zone"), EDGES)
+async def test_calls_stats_in_sql_answers_ranges_at_the_ends_of_the_calendar(
+    start: str, end: str, granularity: int | None, zone: str
+) -> None:
+    rows = [{"request_id": "a", "user_id": "u", "request_created_at": "2024-03-10T06:30:00Z",
+             "model": "gpt-4o", "latency": 1200, "prompt_tokens": 3}]  # fmt: skip
+    body: dict[str, Any] = {
+        "project_id": "e/p", "start": start, "end": end, "timezone": zone,
+        "call_metrics": [{"metric": "latency_ms", "aggregations": ["avg", "max"],
+                          "percentiles": [50]}, {"metric": "error_count", "percentiles": [90]}],
+        "usage_metrics": [{"metric": "input_tokens", "percentiles": [95]},
+                          {"metric": "total_cost"}],
+    }  # fmt: skip
+    if granularity is not None:
+        body["granularity"] = granularity
+    async with Emulator(rows, weave_max_range_days=None) as emulator:
+        token = base64.b64encode(f"api:{emulator.api_key}".encode()).decode()
+        async with aiohttp.ClientSession() as http, http.post(
+            emulator.base_url + "/calls/stats", json=body,
+            headers={"Authorization": f"Basic {token}"},
+        ) as response:  # fmt: skip
+            answer = await response.json()
+    assert response.status in (200, 400), answer
+    if response.status == 400:
+        assert "years 1-9999" in answer["reason"]
+    elif start.startswith("2024"):
+        calls = [bucket for bucket in answer["call_buckets"] if bucket["count"]]
+        assert calls == [{**calls[0], "count": 1, "avg_latency_ms": 1200.0,
+                          "max_latency_ms": 1200, "p50_latency_ms": 1200.0,
+                          "sum_error_count": 0, "p90_error_count": 0.0}]  # fmt: skip
