@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from typing import Any, Final
 
@@ -176,6 +177,15 @@ def _fetch(cursor: Any, sql: str, params: Params) -> list[dict[str, Any]]:
     return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
 
 
+def _fetch_apart(cursor: Any, sql: str, params: Params) -> list[dict[str, Any]]:
+    """``_fetch`` on a new connection to the same database (safe in another thread)."""
+    other = cursor.cursor()
+    try:
+        return _fetch(other, sql, params)
+    finally:
+        other.close()
+
+
 class _Plan:
     """One pass per (bucket, model) for every sum-like aggregate and the usage percentiles, and
     one per bucket for latency percentiles (the only call percentiles that need the values)."""
@@ -259,12 +269,15 @@ def stats_cells(cursor: Any, query: StatsQuery, *, raw_total_tokens: bool = Fals
         return []
     bucket = bucket_sql([_micros(moment) for moment in starts], query.granularity * 1_000_000)
     plan = _Plan(query, raw_total_tokens)
-    rows = _fetch(cursor, *plan.grouped_sql(bucket))
+    latency_sql = plan.latency_sql(bucket)
+    # The latency percentiles run on a second connection meanwhile: each pass spends much of
+    # its time in one thread gathering the values a percentile needs.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None if latency_sql is None else pool.submit(_fetch_apart, cursor, *latency_sql)
+        rows = _fetch(cursor, *plan.grouped_sql(bucket))
+        latency = {} if pending is None else {int(row["bucket"]): row for row in pending.result()}
     cells: list[Cell] = []
     if query.call_metrics:
-        latency_sql = plan.latency_sql(bucket)
-        latency = {} if latency_sql is None else {
-            int(row["bucket"]): row for row in _fetch(cursor, *latency_sql)}
         cells += _call_cells(plan, rows, latency)
     if query.usage_metrics:
         cells += _usage_cells(plan, rows)
