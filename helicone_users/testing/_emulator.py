@@ -212,7 +212,7 @@ class Emulator:
 
     async def export_parquet(self, path: str | Path) -> int:
         """Write every stored request to a Parquet file with the JSONL fields as columns (cost in
-        USD, timestamps in UTC), in stored order, through DuckDB; returns how many."""
+        USD, timestamps in UTC) through DuckDB, block by block; returns how many."""
         return await asyncio.to_thread(self.state.store.export_parquet, path)
 
     def client(self, **kwargs: Any) -> AsyncHeliconeUsers:
