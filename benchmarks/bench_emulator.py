@@ -46,15 +46,20 @@ FILTERED = {
     "operator": "and",
     "right": {"request_response_rmt": {"properties": {"environment": {"equals": "production"}}}},
 }
-# The README's Weave example: usage with a percentile and cost, latency average and percentiles.
-STATS_METRICS: dict[str, Any] = {
+# /calls/stats bodies: what ``helicone-users calls-stats`` sends by default (call count and
+# average latency), and the README's example (token and latency percentiles, and cost).
+STATS_TYPICAL: dict[str, Any] = {
+    "call_metrics": [{"metric": "call_count"},
+                     {"metric": "latency_ms", "aggregations": ["avg"]}],
+}  # fmt: skip
+STATS_PERCENTILES: dict[str, Any] = {
     "usage_metrics": [
         {"metric": "input_tokens", "aggregations": ["sum", "avg"], "percentiles": [95]},
         {"metric": "total_cost"},
     ],
     "call_metrics": [{"metric": "latency_ms", "aggregations": ["avg"], "percentiles": [50, 99]}],
 }
-# (column, path, body); the Weave bodies get their range in ``_queries``.
+# (column, path, body); the Weave bodies get their range in ``_stats_body``.
 QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("filtered page", "/v1/user/metrics/query",
      {"filter": FILTERED, "offset": 0, "limit": 100, "sort": {"total_requests": "desc"}}),
@@ -68,8 +73,10 @@ QUERIES: list[tuple[str, str, dict[str, Any]]] = [
     ("filtered overview", "/v1/user/metrics-overview/query",
      {"filter": FILTERED, "pSize": "p95", "useInterquartile": True}),
     ("100-user query", "/v1/user/query", {"userIds": [f"user_{i:06d}" for i in range(1, 101)]}),
-    ("stats 7 days", "/calls/stats", {"days": 7}),
-    ("stats 31 days", "/calls/stats", {"days": 31}),
+    ("stats 7 days", "/calls/stats", {"days": 7, **STATS_TYPICAL}),
+    ("stats 31 days", "/calls/stats", {"days": 31, **STATS_TYPICAL}),
+    ("stats 7 days, percentiles", "/calls/stats", {"days": 7, **STATS_PERCENTILES}),
+    ("stats 31 days, percentiles", "/calls/stats", {"days": 31, **STATS_PERCENTILES}),
 ]  # fmt: skip
 
 
@@ -100,19 +107,22 @@ async def generate(requests: int, folder: Path) -> dict[str, Any]:
 
 
 class RecordingCursor:
-    """A DuckDB cursor that keeps the statements run through it."""
+    """A DuckDB cursor that keeps the statements run through it (and its own cursors)."""
 
-    def __init__(self, cursor: Any) -> None:
-        self.cursor = cursor
-        self.statements: list[tuple[str, Any]] = []
+    def __init__(self, cursor: Any, statements: list[tuple[str, Any]] | None = None) -> None:
+        self.inner = cursor
+        self.statements: list[tuple[str, Any]] = [] if statements is None else statements
 
     def execute(self, sql: str, params: Any = None) -> Any:
         self.statements.append((sql, params))
-        self.cursor.execute(sql, params)
+        self.inner.execute(sql, params)
         return self
 
+    def cursor(self) -> RecordingCursor:
+        return RecordingCursor(self.inner.cursor(), self.statements)
+
     def __getattr__(self, name: str) -> Any:
-        return getattr(self.cursor, name)
+        return getattr(self.inner, name)
 
 
 async def _median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
@@ -124,12 +134,14 @@ async def _median_ms(call: Callable[[], Awaitable[Any]], runs: int) -> float:
     return statistics.median(timings) * 1000
 
 
-def _stats_body(days: int) -> dict[str, Any]:
+def _stats_body(spec: dict[str, Any]) -> dict[str, Any]:
     from datetime import datetime, timedelta
 
+    metrics = {key: value for key, value in spec.items() if key != "days"}
     end = datetime.fromisoformat(END)
-    return {"project_id": "bench/emulator", "start": (end - timedelta(days=days)).isoformat(),
-            "end": end.isoformat(), **STATS_METRICS}  # fmt: skip
+    start = end - timedelta(days=spec["days"])
+    return {"project_id": "bench/emulator", "start": start.isoformat(), "end": end.isoformat(),
+            **metrics}  # fmt: skip
 
 
 def _run_raw(emulator: Any, path: str, body: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -174,7 +186,7 @@ async def load_and_query(requests: int, folder: Path, runs: int) -> dict[str, An
         async with aiohttp.ClientSession(base_url=emulator.base_url) as http:
             for label, path, body in QUERIES:
                 stats = path == "/calls/stats"
-                body = _stats_body(body["days"]) if stats else body
+                body = _stats_body(body) if stats else body
                 out[label] = await _time_query(emulator, http, path, body, runs,
                                                headers=weave if stats else bearer)
     finally:
