@@ -7,12 +7,13 @@ takes a few minutes) three fresh processes run in turn, so each figure is that p
    ``export_parquet`` writes the requests to a Parquet file;
 2. *load and query*: ``Emulator.from_parquet`` loads that file into a new database file (load
    seconds, microseconds per row), then each query is sent over HTTP 5 times (the median is
-   reported) and the SQL statements it ran are run 5 times straight on DuckDB (HTTP / SQL is the
-   emulator's overhead); peak RSS / requests is the memory per stored request;
+   reported) and the SQL statements it ran are run 5 times straight on DuckDB, one after another
+   (HTTP / SQL is the emulator's overhead; below 1 where the emulator runs two statements at
+   once); peak RSS / requests is the memory per stored request;
 3. *reopen*: the same ``from_parquet`` call on the database file the load left behind serves at
    once without loading again (seconds until the first answer).
 
-Targets (stated for the largest size run; the issue's sizes are 10,000,000, so run ``--full``):
+Targets (stated for the largest size run; they are meant for 10,000,000 requests: ``--full``):
 each query's median under 300 ms and at most 300 bytes of peak RSS per stored request.
 Run: ``python benchmarks/bench_emulator.py [--full] [--sizes N ...] [--runs 5]``.
 """
