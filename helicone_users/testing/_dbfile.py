@@ -141,9 +141,12 @@ def _first(text: str) -> str:
 
 
 def _tables(connection: Any) -> set[str]:
+    """The database's tables and views (a database with only views is not empty)."""
     rows = connection.execute(
         "SELECT table_name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND NOT temporary"
+        "WHERE database_name = current_database() AND NOT temporary "
+        "UNION ALL SELECT view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT internal AND NOT temporary"
     ).fetchall()
     return {name for (name,) in rows}
 

@@ -120,12 +120,22 @@ async def test_a_foreign_duckdb_database_is_refused_and_left_alone(tmp_path: Pat
     db = tmp_path / "theirs.duckdb"
     with duckdb.connect(str(db)) as connection:
         connection.execute("CREATE TABLE invoices (id INTEGER)")
-    with pytest.raises(DatabaseFileError, match=r"did not create \(tables: invoices\)"):
+        connection.execute("CREATE VIEW unpaid AS SELECT * FROM invoices")
+    with pytest.raises(DatabaseFileError, match=r"did not create \(tables: invoices, unpaid\)"):
         async with Emulator([GOOD], db_path=db):
             pass
     with duckdb.connect(str(db)) as connection:
         tables = connection.execute("SELECT table_name FROM duckdb_tables()").fetchall()
     assert tables == [("invoices",)]
+
+
+async def test_a_database_of_views_only_is_not_taken_for_an_empty_one(tmp_path: Path) -> None:
+    db = tmp_path / "views.duckdb"
+    with duckdb.connect(str(db)) as connection:
+        connection.execute("CREATE VIEW answer AS SELECT 42 AS value")
+    with pytest.raises(DatabaseFileError, match="answer"):
+        async with Emulator(db_path=db):
+            pass
 
 
 @pytest.mark.parametrize("content", [b"hello, not a database\n" * 100, b"SQLite format 3\x00"])
