@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from helicone_users import HeliconeUsers
@@ -228,3 +229,23 @@ def test_every_command_has_help_with_examples(
     help_text = capsys.readouterr().out
     assert "examples:" in help_text
     assert f"helicone-users {command}" in help_text
+
+
+def test_a_parquet_export_keeps_pandas_out_of_the_command(
+    served: ServedEmulator, tmp_path: Path
+) -> None:
+    # pyarrow imports pandas on its first conversion when it is installed (it is, in dev):
+    # the command refuses it, which keeps a million-user Parquet export under 150 MB.
+    out = tmp_path / "users.parquet"
+    script = (
+        "import sys; from helicone_users._cli import console_main; code = console_main(); "
+        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)); sys.exit(code)"
+    )
+    env = {**os.environ, **served_env(served)}
+    result = subprocess.run(
+        [sys.executable, "-c", script, "export", "--out", str(out), "--quiet"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "['pyarrow']"
+    assert pq.read_metadata(out).num_rows == 40

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.abc
 import os
 import sys
 import warnings
@@ -29,7 +30,9 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "build_parser",
+    "console_main",
     "main",
+    "refuse_pandas",
 ]
 
 # Subcommand modules, in the order ``--help`` lists them.
@@ -68,6 +71,28 @@ def build_parser() -> argparse.ArgumentParser:
         module = importlib.import_module(f"helicone_users._cli.{module_name}")
         module.add_parser(subparsers)
     return parser
+
+
+class _RefusePandas(importlib.abc.MetaPathFinder):
+    """Makes ``import pandas`` fail. pyarrow imports pandas, when it is installed, on its first
+    array conversion (about 50 MB of memory and a second of start-up); no command uses it."""
+
+    def find_spec(self, name: str, path: object, target: object = None) -> None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+
+def console_main(argv: Sequence[str] | None = None) -> int:
+    """The ``helicone-users`` command and ``python -m helicone_users``: ``main()`` in a process
+    of its own, which keeps pandas out (a Parquet export stays under 150 MB with it installed)."""
+    refuse_pandas()
+    return main(argv)
+
+
+def refuse_pandas() -> None:
+    """From now on, ``import pandas`` fails in this process (done once)."""
+    if not any(isinstance(finder, _RefusePandas) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RefusePandas())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
