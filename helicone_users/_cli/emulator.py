@@ -119,6 +119,13 @@ def add_parser(subparsers: Any) -> None:
         help=f"limit to {HOSTED_RATE_LIMIT[0]} requests per {HOSTED_RATE_LIMIT[1]:g} s, "
         "like the hosted server",
     )
+    parser.add_argument(
+        "--rate-limit-window",
+        choices=("fixed", "sliding"),
+        default="fixed",
+        help="with --rate-limit: count it in a fixed 60 s window, as the hosted server does "
+        "(default), or a sliding one, as some gateways in front of an API do",
+    )
 
 
 def build_emulator(args: argparse.Namespace) -> Emulator:
@@ -133,6 +140,7 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         "quirks": args.quirks,
         "faults": FaultPlan(rate=args.faults, seed=args.seed) if args.faults else None,
         "rate_limit": HOSTED_RATE_LIMIT if args.rate_limit else None,
+        "rate_limit_window": args.rate_limit_window,
         "seed": args.seed,
     }
     if args.load is not None:

@@ -51,6 +51,13 @@ def test_options_reach_the_emulator(tmp_path: Path) -> None:
     assert emulator.faults is not None
     assert emulator.faults.rate == 0.25
     assert emulator.api_key == "sk-local"
+    assert emulator.rate_limit_window == "fixed"
+
+
+def test_the_rate_limit_can_count_in_a_sliding_window() -> None:
+    emulator = build_emulator(parse("--rate-limit", "--rate-limit-window", "sliding"))
+    assert emulator.rate_limit == (200, 60.0)
+    assert emulator.rate_limit_window == "sliding"
 
 
 async def test_serve_prints_the_url_and_key_and_answers_until_stopped() -> None:
