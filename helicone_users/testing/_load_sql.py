@@ -103,10 +103,13 @@ def timestamp_from_text(text: str) -> Field:
     without an offset is UTC) once the pattern has vouched for its form; like Python it keeps
     six fraction digits, and the millisecond is then cut off.
     """
-    # A date followed directly by a zone gets the midnight DuckDB's parser needs.
+    # A date followed directly by a zone gets a midnight, and a time without seconds gets
+    # ":00": DuckDB's parser (before 2.0, which Python 3.10 installs) needs both.
     fixed = (
         f"CASE WHEN substr({text}, 11, 1) IN ('Z', '+', '-') "
-        f"THEN left({text}, 10) || 'T00:00' || substr({text}, 11) ELSE {text} END"
+        f"THEN left({text}, 10) || 'T00:00:00' || substr({text}, 11) "
+        f"WHEN length({text}) >= 16 AND substr({text}, 17, 1) <> ':' "
+        f"THEN left({text}, 16) || ':00' || substr({text}, 17) ELSE {text} END"
     )
     parsed = f"date_trunc('millisecond', timezone('UTC', TRY_CAST({fixed} AS TIMESTAMPTZ)))"
     ok = (
