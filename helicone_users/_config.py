@@ -54,7 +54,7 @@ INT32_MAX: Final = 2**31 - 1
 NANO_USD_PER_USD: Final = 1_000_000_000
 
 # --- Exports -------------------------------------------------------------------------------------
-DEFAULT_ROW_GROUP_SIZE: Final = 65_536
+DEFAULT_ROW_GROUP_SIZE: Final = 32_768
 # Pages an export may fetch ahead, per request in flight (the pager's default is 8).
 EXPORT_BUFFER_PER_REQUEST: Final = 2
 # ``export --since-last`` ends its window this long before now: requests reach Helicone late.

@@ -231,21 +231,35 @@ def test_every_command_has_help_with_examples(
     assert f"helicone-users {command}" in help_text
 
 
-def test_a_parquet_export_keeps_pandas_out_of_the_command(
-    served: ServedEmulator, tmp_path: Path
-) -> None:
-    # pyarrow imports pandas on its first conversion when it is installed (it is, in dev):
-    # the command refuses it, which keeps a million-user Parquet export under 150 MB.
-    out = tmp_path / "users.parquet"
-    script = (
-        "import sys; from helicone_users._cli import console_main; code = console_main(); "
-        "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)); sys.exit(code)"
-    )
-    env = {**os.environ, **served_env(served)}
+_EXPORT_IN_ITS_OWN_PROCESS = (
+    "import sys; from helicone_users._cli import console_main; code = console_main(); "
+    "import pyarrow; print(pyarrow.default_memory_pool().backend_name, "
+    "sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules)); sys.exit(code)"
+)
+
+
+def _export_in_its_own_process(served: ServedEmulator, out: Path, **env: str) -> str:
     result = subprocess.run(
-        [sys.executable, "-c", script, "export", "--out", str(out), "--quiet"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-c", _EXPORT_IN_ITS_OWN_PROCESS, "export", "--out", str(out), "--quiet"],
+        env={**os.environ, **served_env(served), **env},
+        capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines()[-1] == "['pyarrow']"
     assert pq.read_metadata(out).num_rows == 40
+    return result.stdout.splitlines()[-1]
+
+
+def test_a_parquet_export_keeps_pandas_out_and_allocates_through_the_system(
+    served: ServedEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pyarrow imports pandas on its first conversion when it is installed (it is, in dev), and
+    # its default allocator keeps freed buffers: the command avoids both, which keeps a
+    # million-user Parquet export under 150 MB.
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    assert _export_in_its_own_process(served, tmp_path / "users.parquet") == "system ['pyarrow']"
+
+
+def test_an_arrow_allocator_the_user_names_is_kept(served: ServedEmulator, tmp_path: Path) -> None:
+    out = tmp_path / "users.parquet"
+    printed = _export_in_its_own_process(served, out, ARROW_DEFAULT_MEMORY_POOL="mimalloc")
+    assert printed == "mimalloc ['pyarrow']"
