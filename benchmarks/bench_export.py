@@ -10,8 +10,8 @@ time, CPU time (all of it the client's) and peak RSS:
 
 Every library of ``dev`` is installed. The exports run as the ``helicone-users`` command does,
 which keeps pandas out of its process (pyarrow would import it on its first conversion, +50 MB)
-and has Arrow allocate through the system allocator (mimalloc keeps about 15 MB more); pyarrow's
-own libraries take about 60 MB of each Parquet run's peak once loaded (26.0; 35 MB in 25.0).
+and has Arrow allocate through the system allocator (mimalloc keeps about 15 MB more); loading
+pyarrow and pyarrow.parquet alone takes about 60 MB of each Parquet run's peak.
 ``to_arrow()`` runs with pandas hidden, as with ``pip install 'helicone-users[arrow]'``.
 
 Targets: every format at >= 0.7 of the bare pager's users/s; for the file exports, the 1M peak
