@@ -32,7 +32,6 @@ __all__ = [
     "build_parser",
     "console_main",
     "main",
-    "refuse_pandas",
     "set_up_command_process",
 ]
 
@@ -94,13 +93,14 @@ def set_up_command_process() -> None:
     """What the command does to its own process before it runs: pandas is refused, and Arrow
     allocates through the system allocator unless ``ARROW_DEFAULT_MEMORY_POOL`` names another
     (pyarrow's default, mimalloc, keeps about 15 MB of a Parquet export's freed buffers).
-    Together they keep a million-user Parquet export under 150 MB. The allocator is read when
-    pyarrow loads, so this must run first."""
-    refuse_pandas()
+    With the default row groups, a million-user Parquet export stays under 150 MB
+    (``benchmarks/bench_export.py``). The allocator is read when pyarrow loads, so this runs
+    first."""
+    _refuse_pandas()
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
-def refuse_pandas() -> None:
+def _refuse_pandas() -> None:
     """From now on, ``import pandas`` fails in this process (done once)."""
     if not any(isinstance(finder, _RefusePandas) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RefusePandas())
