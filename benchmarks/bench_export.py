@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.abc
 import json
 import os
 import resource
@@ -132,24 +131,17 @@ MODES: dict[str, Any] = {
 }
 
 
-class _HidePandas(importlib.abc.MetaPathFinder):
-    """Makes ``import pandas`` fail, as where only the ``arrow`` or ``polars`` extra is
-    installed: pyarrow imports pandas on its first conversion whenever it can (+55 MB)."""
-
-    def find_spec(self, name: str, path: Any, target: Any = None) -> None:
-        if name == "pandas" or name.startswith("pandas."):
-            raise ModuleNotFoundError(f"No module named {name!r}")
-
-
 def warm_up(mode: str) -> None:
     """Import what the mode needs before the clock starts, so that users/s is the steady rate;
     a run sees only the libraries of the extra it needs."""
-    if mode in FILE_FORMATS:
-        from helicone_users._cli import set_up_command_process
+    from helicone_users._cli import refuse_pandas, set_up_command_process
 
+    if mode in FILE_FORMATS:
         set_up_command_process()  # as the command does, before pyarrow loads below
     else:
-        sys.meta_path.insert(0, _HidePandas())
+        # as where only the arrow or polars extra is installed: pyarrow would import pandas on
+        # its first conversion whenever it can (+55 MB)
+        refuse_pandas()
     import helicone_users  # noqa: F401
 
     if "polars" in mode:

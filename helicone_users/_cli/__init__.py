@@ -32,6 +32,7 @@ __all__ = [
     "build_parser",
     "console_main",
     "main",
+    "refuse_pandas",
     "set_up_command_process",
 ]
 
@@ -96,11 +97,11 @@ def set_up_command_process() -> None:
     With the default row groups, a million-user Parquet export stays under 150 MB
     (``benchmarks/bench_export.py``). The allocator is read when pyarrow loads, so this runs
     first."""
-    _refuse_pandas()
+    refuse_pandas()
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
-def _refuse_pandas() -> None:
+def refuse_pandas() -> None:
     """From now on, ``import pandas`` fails in this process (done once)."""
     if not any(isinstance(finder, _RefusePandas) for finder in sys.meta_path):
         sys.meta_path.insert(0, _RefusePandas())
